@@ -1,0 +1,303 @@
+'use strict';
+
+// Proves the test harness itself: throwaway redis-servers (plain, password,
+// ACL user, TLS, mutual TLS), fault injection (kill/restart, pause/resume),
+// cleanup at exit, and the ioredis reference store.
+
+const { describe, it, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { execFile } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+const Redis = require('ioredis');
+const { z } = require('zod');
+
+const { startRedis, freePort, generateCa } = require('./support/redis-server');
+const { IoredisConversationStore } = require('./support/ioredis-store');
+
+const servers = [];
+const clients = [];
+
+after(async () => {
+  for (const client of clients) client.disconnect();
+  await Promise.all(servers.map((s) => s.stop()));
+});
+
+async function server(opts) {
+  const s = await startRedis(opts);
+  servers.push(s);
+  return s;
+}
+
+/**
+ * An ioredis client that fails fast by default (no reconnects, no offline
+ * queue retries). Its 'error' events are kept in `c.errors` (ioredis rejects
+ * a failed connect() with a bare "Connection is closed." and reports the
+ * cause only as an event).
+ */
+function client(url, options = {}) {
+  const c = new Redis(url, {
+    lazyConnect: true,
+    maxRetriesPerRequest: 0,
+    retryStrategy: () => null,
+    connectTimeout: 2000,
+    // disconnect() otherwise keeps a 2 s timer alive for streams that never emit 'close'.
+    disconnectTimeout: 100,
+    ...options,
+  });
+  c.errors = [];
+  c.on('error', (err) => c.errors.push(err));
+  clients.push(c);
+  return c;
+}
+
+/** Resolves once `predicate()` is true; fails after `ms`. */
+async function eventually(predicate, ms = 3000, what = 'condition') {
+  const deadline = Date.now() + ms;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+function processGone(pid) {
+  try {
+    process.kill(pid, 0);
+  } catch (err) {
+    return err.code === 'ESRCH';
+  }
+  // Still has a pid: only acceptable as a zombie waiting to be reaped.
+  try {
+    return /^\d+ \(.*\) Z/.test(fs.readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
+describe('redis-server harness', () => {
+  it('freePort never returns 6379 and gives a bindable port', async () => {
+    const port = await freePort();
+    assert.ok(Number.isInteger(port) && port > 0 && port !== 6379);
+  });
+
+  it('a plain server answers PING via ioredis', async () => {
+    const s = await server();
+    assert.equal(s.host, '127.0.0.1');
+    assert.notEqual(s.port, 6379);
+    assert.equal(s.url, `redis://127.0.0.1:${s.port}`);
+    assert.equal(s.tls, null);
+    assert.ok(s.alive && s.pid > 0);
+    assert.ok(fs.existsSync(s.logPath));
+    const c = client(s.url);
+    assert.equal(await c.ping(), 'PONG');
+    assert.equal(await s.cli('PING'), 'PONG');
+    // Persistence is off.
+    assert.equal(await s.cli('CONFIG', 'GET', 'appendonly'), 'appendonly\nno');
+  });
+
+  it('a password server rejects no-auth and accepts the URL password', async () => {
+    const s = await server({ password: 's3cr:t/pw' });
+    assert.equal(s.url, `redis://:${encodeURIComponent('s3cr:t/pw')}@127.0.0.1:${s.port}`);
+    const anonymous = client(`redis://127.0.0.1:${s.port}`, { enableReadyCheck: false });
+    await assert.rejects(anonymous.ping(), /NOAUTH/);
+    const c = client(s.url);
+    assert.equal(await c.ping(), 'PONG');
+    assert.equal(await s.cli('PING'), 'PONG');
+  });
+
+  it('an ACL user server authenticates as that user', async () => {
+    const s = await server({ aclUser: { name: 'app', password: 'app-pw' } });
+    assert.equal(s.url, `redis://app:app-pw@127.0.0.1:${s.port}`);
+    const c = client(s.url);
+    assert.equal(await c.call('ACL', 'WHOAMI'), 'app');
+    await c.set('k', 'v');
+    assert.equal(await c.get('k'), 'v');
+    assert.equal(await s.cli('ACL', 'WHOAMI'), 'app');
+    const wrong = client(`redis://app:nope@127.0.0.1:${s.port}`);
+    await assert.rejects(wrong.connect());
+    assert.match(String(wrong.errors[0]), /WRONGPASS|invalid username-password/);
+  });
+
+  it('a TLS server works with its CA and refuses an unrelated CA', async () => {
+    const s = await server({ tls: true });
+    assert.equal(s.url, `rediss://127.0.0.1:${s.port}`);
+    for (const field of ['ca', 'cert', 'key', 'clientCert', 'clientKey']) {
+      assert.match(s.tls[field], /^-----BEGIN /, field);
+    }
+    for (const field of ['caPath', 'certPath', 'keyPath', 'clientCertPath', 'clientKeyPath']) {
+      assert.ok(fs.existsSync(s.tls[field]), field);
+    }
+    const c = client(s.url, { tls: { ca: s.tls.ca } });
+    assert.equal(await c.ping(), 'PONG');
+    assert.equal(await s.cli('PING'), 'PONG');
+
+    const other = generateCa();
+    assert.notEqual(other.ca, s.tls.ca);
+    const untrusted = client(s.url, { tls: { ca: other.ca } });
+    await assert.rejects(untrusted.connect());
+    assert.match(String(untrusted.errors[0]), /self[- ]signed|unable to verify|certificate/i);
+  });
+
+  it('a requireClientCert server accepts a client cert and refuses none', async () => {
+    const s = await server({ tls: { requireClientCert: true } });
+    const c = client(s.url, {
+      tls: { ca: s.tls.ca, cert: s.tls.clientCert, key: s.tls.clientKey },
+    });
+    assert.equal(await c.ping(), 'PONG');
+    const noCert = client(s.url, { tls: { ca: s.tls.ca } });
+    await assert.rejects(async () => {
+      await noCert.connect();
+      await noCert.ping();
+    });
+  });
+
+  it('kill() then restart() brings the server back on the same port', async () => {
+    const s = await server({ password: 'pw' });
+    const c = client(s.url, {
+      retryStrategy: () => 20,
+      maxRetriesPerRequest: null,
+      commandTimeout: 3000,
+    });
+    await c.set('before', '1');
+    const { port, pid } = s;
+
+    await s.kill();
+    assert.equal(s.alive, false);
+    await assert.rejects(s.cli('PING'));
+
+    await s.restart();
+    assert.equal(s.alive, true);
+    assert.equal(s.port, port);
+    assert.notEqual(s.pid, pid);
+    // The same client reconnects; the data is gone (no persistence).
+    assert.equal(await c.get('before'), null);
+    assert.equal(await c.ping(), 'PONG');
+  });
+
+  it('pause() makes commands time out and resume() recovers', async () => {
+    const s = await server();
+    const c = client(s.url, { commandTimeout: 300 });
+    assert.equal(await c.ping(), 'PONG');
+    s.pause();
+    assert.equal(s.alive, true);
+    const started = Date.now();
+    await assert.rejects(c.ping(), /Command timed out/);
+    assert.ok(Date.now() - started < 2000);
+    s.resume();
+    assert.equal(await c.ping(), 'PONG');
+  });
+
+  it('stop() works on a paused server', async () => {
+    const s = await server();
+    s.pause();
+    await s.stop();
+    assert.equal(s.alive, false);
+  });
+
+  it('kills its servers when the process dies without stopping them', async () => {
+    const script = `
+      const { startRedis } = require(${JSON.stringify(path.join(__dirname, 'support', 'redis-server.js'))});
+      startRedis().then((s) => {
+        process.stdout.write(s.pid + ' ' + s.logPath + '\\n');
+        throw new Error('crash on purpose');
+      });
+    `;
+    const stdout = await new Promise((resolve) => {
+      execFile(process.execPath, ['-e', script], { timeout: 15000 }, (err, out) => resolve(out));
+    });
+    const [pidText, logPath] = stdout.trim().split(' ');
+    const pid = Number(pidText);
+    assert.ok(pid > 0, `child printed ${JSON.stringify(stdout)}`);
+    await eventually(() => processGone(pid), 3000, `redis pid ${pid} to die`);
+    assert.equal(fs.existsSync(logPath), false, 'tmpdir removed at exit');
+  });
+});
+
+describe('IoredisConversationStore (reference store)', () => {
+  const TTL = 600;
+  const PREFIX = 'rcs-test:';
+  const schema = z.object({
+    externalId: z.string(),
+    userId: z.string(),
+    tenantId: z.string(),
+    history: z.array(z.any()).default([]),
+    status: z.string().default('active'),
+    createdAt: z.string(),
+    updatedAt: z.string(),
+    metadata: z.record(z.any()).optional(),
+  });
+
+  function conversation(id, userId, updatedAt, extra = {}) {
+    return {
+      externalId: id,
+      sdkConversationRef: { live: true, toJSON() { throw new Error('must not be persisted'); } },
+      history: [{ role: 'user', text: `hello from ${id}` }],
+      userId,
+      tenantId: 't1',
+      createdAt: '2024-01-01T00:00:00.000Z',
+      updatedAt,
+      status: 'active',
+      ...extra,
+    };
+  }
+
+  it('round-trips set, get, listByUser (newest first), delete and TTLs', async () => {
+    const s = await server();
+    const redis = client(s.url, { keyPrefix: PREFIX });
+    const store = new IoredisConversationStore(redis, { ttlSeconds: TTL, schema });
+
+    await store.set('c1', conversation('c1', 'u1', '2024-01-01T10:00:00.000Z'));
+    await store.set('c2', conversation('c2', 'u1', '2024-01-01T12:00:00.000Z'));
+    await store.set('c3', conversation('c3', 'u1', '2024-01-01T11:00:00.000Z'));
+    await store.set('c4', conversation('c4', 'u2', '2024-01-02T00:00:00.000Z'));
+
+    // Layout: prefixed keys, JSON without sdkConversationRef, index scored by updatedAt.
+    const { sdkConversationRef, ...persisted } = conversation('c1', 'u1', '2024-01-01T10:00:00.000Z');
+    assert.ok(sdkConversationRef);
+    assert.equal(await s.cli('GET', `${PREFIX}conv:c1`), JSON.stringify(persisted));
+    assert.equal(
+      Number(await s.cli('ZSCORE', `${PREFIX}user:u1:conversations`, 'c2')),
+      Date.parse('2024-01-01T12:00:00.000Z'),
+    );
+
+    // TTLs on both keys.
+    const ttl = Number(await s.cli('TTL', `${PREFIX}conv:c1`));
+    assert.ok(ttl > TTL - 5 && ttl <= TTL, `record TTL ${ttl}`);
+    const pttl = Number(await s.cli('PTTL', `${PREFIX}user:u1:conversations`));
+    const indexTtlMs = (TTL + 3600) * 1000;
+    assert.ok(pttl > indexTtlMs - 5000 && pttl <= indexTtlMs, `index PTTL ${pttl}`);
+
+    assert.deepEqual(await store.get('c1'), persisted);
+    assert.equal(await store.get('missing'), undefined);
+
+    const list = await store.listByUser('u1');
+    assert.deepEqual(list.map((c) => c.externalId), ['c2', 'c3', 'c1']);
+    assert.deepEqual((await store.listByUser('u2')).map((c) => c.externalId), ['c4']);
+    assert.deepEqual(await store.listByUser('nobody'), []);
+
+    await store.delete('c3');
+    assert.equal(await store.get('c3'), undefined);
+    assert.equal(await s.cli('ZSCORE', `${PREFIX}user:u1:conversations`, 'c3'), '');
+    assert.deepEqual((await store.listByUser('u1')).map((c) => c.externalId), ['c2', 'c1']);
+    await store.delete('c3'); // idempotent
+  });
+
+  it('keeps the original semantics: schema defaults on read, no index pruning', async () => {
+    const s = await server();
+    const redis = client(s.url, { keyPrefix: PREFIX });
+    const store = new IoredisConversationStore(redis, { ttlSeconds: TTL, schema });
+    const plain = new IoredisConversationStore(redis, { ttlSeconds: TTL });
+
+    const { status, ...old } = conversation('old', 'u1', '2024-01-01T00:00:00.000Z');
+    assert.equal(status, 'active');
+    await store.set('old', old);
+    assert.equal((await plain.get('old')).status, undefined);
+    assert.equal((await store.get('old')).status, 'active');
+
+    // A vanished record is skipped by listByUser but stays in the index.
+    await store.set('gone', conversation('gone', 'u1', '2024-01-03T00:00:00.000Z'));
+    await s.cli('DEL', `${PREFIX}conv:gone`);
+    assert.deepEqual((await store.listByUser('u1')).map((c) => c.externalId), ['old']);
+    assert.equal(await s.cli('ZCARD', `${PREFIX}user:u1:conversations`), '2');
+  });
+});

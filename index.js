@@ -1,0 +1,313 @@
+'use strict';
+// The npm face of redis-conversation-store. The store itself (validation, key
+// layout, scripts, TTLs, connection handling) lives in Rust; this layer only
+// turns records into JSON text and back (one crossing per record), calls the
+// user's schema and logger, and shapes native errors into JS error classes.
+
+const native = require('./redis-conversation-store.node');
+
+/** Redis was unreachable, slow, refused TLS or auth, or answered an error. */
+class RedisError extends Error {
+  constructor(code, message, options) {
+    super(message, options);
+    this.name = 'RedisError';
+    this.code = code;
+  }
+}
+
+/** The caller passed bad input; nothing was written. */
+class StoreInputError extends TypeError {
+  constructor(code, message, options) {
+    super(message, options);
+    this.name = 'StoreInputError';
+    this.code = code;
+  }
+}
+
+/** The store was configured wrongly; raised at construction. */
+class StoreConfigError extends TypeError {
+  constructor(code, message, options) {
+    super(message, options);
+    this.name = 'StoreConfigError';
+    this.code = code;
+  }
+}
+
+/** A stored record could not be read back (not JSON, or the schema rejected it). */
+class StoreDataError extends Error {
+  constructor(code, message, options) {
+    super(message, options);
+    this.name = 'StoreDataError';
+    this.code = code;
+  }
+}
+
+const ERROR_CLASSES = { RedisError, StoreInputError, StoreConfigError, StoreDataError };
+const WIRE_ERROR = /^(RedisError|StoreInputError|StoreConfigError|StoreDataError)\|(STORE_[A-Z_]+)\|([\s\S]*)$/;
+
+/**
+ * Native errors travel as `<class>|<code>|<message>`. Anything else came from
+ * napi's argument conversion (a value of the wrong type), reported as
+ * `fallback` with its own code.
+ */
+function shapeError(err, fallback = StoreInputError, fallbackCode = 'STORE_INVALID_ARGUMENT') {
+  const match = err instanceof Error ? WIRE_ERROR.exec(err.message) : null;
+  if (!match) {
+    const message = err instanceof Error ? err.message : String(err);
+    return new fallback(fallbackCode, message, { cause: err });
+  }
+  const shaped = new ERROR_CLASSES[match[1]](match[2], match[3]);
+  // Point the stack at the caller's await, not at the napi glue.
+  if (err.stack) shaped.stack = `${shaped.name}: ${shaped.message}\n${err.stack.split('\n').slice(1).join('\n')}`;
+  return shaped;
+}
+
+const REDIS_ERROR_NAMES = new Set([
+  'RedisError',
+  'ReplyError',
+  'AbortError',
+  'InterruptError',
+  'ParserError',
+  'MaxRetriesPerRequestError',
+  'ClusterAllFailedError',
+]);
+
+/** The chat server's own check: true for store-unavailable failures (answer 503). */
+function isRedisError(err) {
+  return (
+    err instanceof Error &&
+    (REDIS_ERROR_NAMES.has(err.name) || /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND/.test(err.message))
+  );
+}
+
+function makeLog(logger) {
+  if (logger === null || logger === false) return () => {};
+  const target = logger ?? console;
+  return (level, line) => {
+    try {
+      (target[level] ?? target.log ?? console.log).call(target, line);
+    } catch {
+      // A throwing logger must not break the store.
+    }
+  };
+}
+
+function checkOptions(options, storeName) {
+  if (options === undefined) return {};
+  if (options === null || typeof options !== 'object' || Array.isArray(options)) {
+    throw new StoreConfigError('STORE_INVALID_CONFIG', `${storeName} options must be an object`);
+  }
+  const { schema, logger } = options;
+  if (schema !== undefined && (schema === null || typeof schema.parse !== 'function')) {
+    throw new StoreConfigError('STORE_INVALID_CONFIG', 'schema must have a parse(value) method (e.g. a Zod schema)');
+  }
+  if (logger != null && logger !== false && typeof logger !== 'object') {
+    throw new StoreConfigError('STORE_INVALID_CONFIG', 'logger must be an object with info/warn/error methods, or null');
+  }
+  return options;
+}
+
+function construct(build) {
+  try {
+    return build();
+  } catch (err) {
+    throw shapeError(err, StoreConfigError, 'STORE_INVALID_CONFIG');
+  }
+}
+
+/** What both stores share: encoding records, decoding them, the schema. */
+class StoreBase {
+  #native;
+  #schema;
+  #log;
+  #excluded;
+
+  constructor(nativeStore, schema, log) {
+    this.#native = nativeStore;
+    this.#schema = schema;
+    this.#log = log;
+    this.#excluded = nativeStore.excludedFields;
+  }
+
+  /** @internal */
+  get _native() {
+    return this.#native;
+  }
+
+  // Fields never persisted (e.g. a live SDK object) are dropped before
+  // JSON.stringify ever sees them; the rest is kept exactly as it is.
+  #encode(id, record) {
+    let value = record;
+    if (record !== null && typeof record === 'object' && !Array.isArray(record)) {
+      for (const field of this.#excluded) {
+        if (Object.prototype.hasOwnProperty.call(record, field)) {
+          value = { ...record };
+          for (const excluded of this.#excluded) delete value[excluded];
+          break;
+        }
+      }
+    }
+    try {
+      return JSON.stringify(value);
+    } catch (err) {
+      throw new StoreInputError(
+        'STORE_INVALID_RECORD',
+        `conversation ${JSON.stringify(String(id))} cannot be stored as JSON: ${err.message}`,
+        { cause: err },
+      );
+    }
+  }
+
+  #decode(id, text, { useSchema = true } = {}) {
+    let value;
+    try {
+      value = JSON.parse(text);
+    } catch (err) {
+      throw new StoreDataError('STORE_CORRUPT_RECORD', `stored conversation ${JSON.stringify(id)} is not valid JSON: ${err.message}`, {
+        cause: err,
+      });
+    }
+    if (!useSchema || !this.#schema) return value;
+    try {
+      return this.#schema.parse(value);
+    } catch (err) {
+      throw new StoreDataError(
+        'STORE_CORRUPT_RECORD',
+        `stored conversation ${JSON.stringify(id)} does not match the schema: ${err.message}`,
+        { cause: err },
+      );
+    }
+  }
+
+  async #call(method, ...args) {
+    let pending;
+    try {
+      pending = this.#native[method](...args);
+    } catch (err) {
+      throw shapeError(err);
+    }
+    try {
+      return await pending;
+    } catch (err) {
+      throw shapeError(err, RedisError, 'STORE_REPLY');
+    }
+  }
+
+  async get(id) {
+    const text = await this.#call('get', id);
+    return text == null ? undefined : this.#decode(id, text);
+  }
+
+  async set(id, conversation) {
+    const json = this.#encode(id, conversation);
+    await this.#call('set', id, json);
+  }
+
+  async delete(id) {
+    await this.#call('delete', id);
+  }
+
+  async listByUser(userId, options) {
+    const pairs = await this.#call('listByUser', userId, options);
+    const useSchema = !(options && options.fields);
+    const records = [];
+    for (let i = 0; i < pairs.length; i += 2) {
+      try {
+        records.push(this.#decode(pairs[i], pairs[i + 1], { useSchema }));
+      } catch (err) {
+        this.#log('warn', `[STORE] listByUser(${JSON.stringify(userId)}): skipped a record: ${err.message}`);
+      }
+    }
+    return records;
+  }
+}
+
+/** The Redis-backed store. */
+class RedisStore extends StoreBase {
+  constructor(options) {
+    const { schema, logger, ...nativeOptions } = checkOptions(options, 'RedisStore');
+    const log = makeLog(logger);
+    super(
+      construct(() => new native.NativeRedisStore(nativeOptions, log)),
+      schema,
+      log,
+    );
+  }
+
+  /** `connecting` | `ready` | `reconnecting` | `closed`, read synchronously. */
+  get status() {
+    return this._native.status;
+  }
+
+  /** One round trip to Redis; resolves its duration in milliseconds. */
+  async ping() {
+    try {
+      return await this._native.ping();
+    } catch (err) {
+      throw shapeError(err, RedisError, 'STORE_REPLY');
+    }
+  }
+
+  /** The Redis URL with any password replaced by `***`. */
+  get redactedUrl() {
+    return this._native.redactedUrl;
+  }
+
+  /** Ends the connection; later calls reject with `STORE_CLOSED`. */
+  async close() {
+    this._native.close();
+  }
+}
+
+/** The same contract in process memory (development, tests, no REDIS_URL). */
+class MemoryStore extends StoreBase {
+  constructor(options) {
+    const { schema, logger, ...nativeOptions } = checkOptions(options, 'MemoryStore');
+    super(
+      construct(() => new native.NativeMemoryStore(nativeOptions)),
+      schema,
+      makeLog(logger),
+    );
+  }
+
+  /** `ready`, or `closed` after close(). */
+  get status() {
+    return this._native.status;
+  }
+
+  async ping() {
+    return 0;
+  }
+
+  async close() {
+    this._native.close();
+  }
+}
+
+/**
+ * The factory: `REDIS_URL` set → a `RedisStore` configured from `REDIS_*`
+ * variables; absent → a `MemoryStore`. Malformed values are refused here,
+ * naming the variable.
+ */
+function createConversationStore(env = process.env, options = {}) {
+  const fromEnv = construct(() => native.redisOptionsFromEnv(env ?? {}));
+  const log = makeLog(options.logger);
+  if (fromEnv.url) {
+    const store = new RedisStore({ ...fromEnv, ...options });
+    log('info', `[STORE] using RedisStore (${store.redactedUrl})`);
+    return store;
+  }
+  log('info', '[STORE] REDIS_URL is not set: using MemoryStore (conversations live in this process only)');
+  return new MemoryStore({ ttlSeconds: fromEnv.ttlSeconds, ...options });
+}
+
+module.exports = {
+  RedisStore,
+  MemoryStore,
+  createConversationStore,
+  isRedisError,
+  RedisError,
+  StoreInputError,
+  StoreConfigError,
+  StoreDataError,
+};

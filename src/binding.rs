@@ -1,0 +1,235 @@
+//! The JS binding: thin napi classes over the two store cores. Arguments
+//! cross as plain strings (the record as its JSON text), so a record is never
+//! walked property by property on the main thread; errors cross in the wire
+//! format of `error.rs`, which `index.js` shapes into JS error classes.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Once};
+
+use napi::bindgen_prelude::{FnArgs, Function};
+use napi_derive::napi;
+use serde_json::Value;
+
+use crate::config::{self, CommonOptions, RedisConfig, RedisOptions, StoreEnv};
+use crate::error::{StoreError, StoreResult};
+use crate::logger::Logger;
+use crate::memory_store::MemoryStoreCore;
+use crate::record::ListQuery;
+use crate::redis_store::RedisStoreCore;
+
+type LogCallback<'a> = Function<'a, FnArgs<(String, String)>, ()>;
+
+/// Paging and shaping of `listByUser`.
+#[napi(object)]
+#[derive(Default)]
+pub struct ListOptions {
+    pub limit: Option<f64>,
+    pub offset: Option<f64>,
+    pub fields: Option<Vec<String>>,
+}
+
+fn logger_from(log: Option<LogCallback<'_>>) -> napi::Result<Logger> {
+    let sink = match log {
+        None => None,
+        Some(callback) => Some(
+            callback
+                .build_threadsafe_function()
+                .weak::<true>()
+                .callee_handled::<false>()
+                .max_queue_size::<256>()
+                .build()?,
+        ),
+    };
+    Ok(Logger::new(sink))
+}
+
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Arguments arrive as loose JS values so that a wrong type gets the store's
+/// own error (with its code) rather than a conversion failure.
+fn string_arg(name: &str, value: Option<Value>, error: fn(String) -> StoreError) -> StoreResult<String> {
+    match value {
+        Some(Value::String(text)) => Ok(text),
+        None => Err(error(format!("{name} must be a non-empty string, got undefined"))),
+        Some(other) => Err(error(format!(
+            "{name} must be a non-empty string, got {}",
+            describe(&other)
+        ))),
+    }
+}
+
+fn record_arg(id: &str, json: Option<String>) -> StoreResult<String> {
+    json.ok_or_else(|| StoreError::InvalidRecord(format!("conversation {id:?} must be a plain object, got undefined")))
+}
+
+fn list_query(options: Option<ListOptions>, default_limit: usize) -> StoreResult<ListQuery> {
+    let options = options.unwrap_or_default();
+    ListQuery::new(options.limit, options.offset, options.fields, default_limit)
+}
+
+fn ensure_crypto_provider() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        // Fails only if another provider is already installed, which is fine.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// The native half of `RedisStore` (see index.js for the public class).
+#[napi]
+pub struct NativeRedisStore {
+    core: Arc<RedisStoreCore>,
+}
+
+#[napi]
+impl NativeRedisStore {
+    #[napi(constructor)]
+    pub fn new(options: RedisOptions, log: Option<LogCallback<'_>>) -> napi::Result<Self> {
+        ensure_crypto_provider();
+        let config = RedisConfig::from_options(options)?;
+        let core = RedisStoreCore::start(config, logger_from(log)?)?;
+        Ok(NativeRedisStore { core: Arc::new(core) })
+    }
+
+    #[napi(getter)]
+    pub fn status(&self) -> &'static str {
+        self.core.status().as_str()
+    }
+
+    #[napi(getter)]
+    pub fn excluded_fields(&self) -> Vec<String> {
+        self.core.policy().rules.excluded_fields.clone()
+    }
+
+    #[napi(getter)]
+    pub fn redacted_url(&self) -> String {
+        self.core.redacted_url().to_owned()
+    }
+
+    #[napi]
+    pub async fn get(&self, id: Option<Value>) -> napi::Result<Option<String>> {
+        let id = string_arg("id", id, StoreError::InvalidId)?;
+        Ok(self.core.get(&id).await?)
+    }
+
+    #[napi]
+    pub async fn set(&self, id: Option<Value>, json: Option<String>) -> napi::Result<()> {
+        let id = string_arg("id", id, StoreError::InvalidId)?;
+        let json = record_arg(&id, json)?;
+        Ok(self.core.set(&id, json).await?)
+    }
+
+    #[napi]
+    pub async fn delete(&self, id: Option<Value>) -> napi::Result<()> {
+        let id = string_arg("id", id, StoreError::InvalidId)?;
+        Ok(self.core.delete(&id).await?)
+    }
+
+    #[napi]
+    pub async fn list_by_user(
+        &self,
+        user_id: Option<Value>,
+        options: Option<ListOptions>,
+    ) -> napi::Result<Vec<String>> {
+        let user_id = string_arg("userId", user_id, StoreError::InvalidUserId)?;
+        let query = list_query(options, self.core.policy().list_limit)?;
+        Ok(self.core.list_by_user(&user_id, query).await?)
+    }
+
+    #[napi]
+    pub async fn ping(&self) -> napi::Result<f64> {
+        Ok(self.core.ping().await?)
+    }
+
+    #[napi]
+    pub fn close(&self) {
+        self.core.close();
+    }
+}
+
+/// The native half of `MemoryStore`: synchronous, `index.js` makes it async.
+#[napi]
+pub struct NativeMemoryStore {
+    core: MemoryStoreCore,
+    closed: AtomicBool,
+}
+
+#[napi]
+impl NativeMemoryStore {
+    #[napi(constructor)]
+    pub fn new(options: Option<CommonOptions>) -> napi::Result<Self> {
+        let policy = options.unwrap_or_default().into_policy()?;
+        Ok(NativeMemoryStore {
+            core: MemoryStoreCore::new(policy),
+            closed: AtomicBool::new(false),
+        })
+    }
+
+    fn open(&self) -> StoreResult<&MemoryStoreCore> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        Ok(&self.core)
+    }
+
+    #[napi(getter)]
+    pub fn status(&self) -> &'static str {
+        if self.closed.load(Ordering::Acquire) {
+            "closed"
+        } else {
+            "ready"
+        }
+    }
+
+    #[napi]
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+    }
+
+    #[napi(getter)]
+    pub fn excluded_fields(&self) -> Vec<String> {
+        self.core.policy().rules.excluded_fields.clone()
+    }
+
+    #[napi]
+    pub fn get(&self, id: Option<Value>) -> napi::Result<Option<String>> {
+        let id = string_arg("id", id, StoreError::InvalidId)?;
+        Ok(self.open()?.get(&id)?)
+    }
+
+    #[napi]
+    pub fn set(&self, id: Option<Value>, json: Option<String>) -> napi::Result<()> {
+        let id = string_arg("id", id, StoreError::InvalidId)?;
+        let json = record_arg(&id, json)?;
+        Ok(self.open()?.set(&id, json)?)
+    }
+
+    #[napi]
+    pub fn delete(&self, id: Option<Value>) -> napi::Result<()> {
+        let id = string_arg("id", id, StoreError::InvalidId)?;
+        Ok(self.open()?.delete(&id)?)
+    }
+
+    #[napi]
+    pub fn list_by_user(&self, user_id: Option<Value>, options: Option<ListOptions>) -> napi::Result<Vec<String>> {
+        let user_id = string_arg("userId", user_id, StoreError::InvalidUserId)?;
+        let query = list_query(options, self.core.policy().list_limit)?;
+        Ok(self.open()?.list_by_user(&user_id, &query)?)
+    }
+}
+
+/// Reads `REDIS_*` variables into `RedisStore` options, naming the variable
+/// in any error; `url` is absent when `REDIS_URL` is not set.
+#[napi]
+pub fn redis_options_from_env(env: StoreEnv) -> napi::Result<RedisOptions> {
+    Ok(config::options_from_env(env)?)
+}

@@ -1,0 +1,493 @@
+//! Store configuration: the options a user passes (or the environment sets),
+//! checked once at construction so a bad value is refused at startup, never
+//! at the first request.
+
+use std::time::Duration;
+
+use napi::bindgen_prelude::{Buffer, Either};
+use napi_derive::napi;
+
+use crate::error::{StoreError, StoreResult};
+use crate::keys::KeyLayout;
+use crate::record::{RecordRules, MAX_LIST_LIMIT};
+
+pub const DEFAULT_TTL_SECONDS: u64 = 86_400;
+pub const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 5_000;
+pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5_000;
+pub const DEFAULT_LIST_LIMIT: usize = 50;
+pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
+pub const DEFAULT_RECONNECT_MIN_DELAY_MS: u64 = 100;
+pub const DEFAULT_RECONNECT_MAX_DELAY_MS: u64 = 5_000;
+/// The user index outlives its records by this much, as in the ioredis store.
+pub const INDEX_TTL_EXTRA_SECONDS: u64 = 3_600;
+pub const DEFAULT_EXCLUDED_FIELD: &str = "sdkConversationRef";
+
+/// TLS material for `rediss://` connections.
+#[napi(object)]
+#[derive(Default)]
+pub struct TlsOptions {
+    /// CA certificate(s), PEM. Default: the system's trusted roots.
+    pub ca: Option<Either<String, Buffer>>,
+    /// Client certificate, PEM (mutual TLS). Needs `key`.
+    pub cert: Option<Either<String, Buffer>>,
+    /// Client private key, PEM (mutual TLS). Needs `cert`.
+    pub key: Option<Either<String, Buffer>>,
+    /// The name the server certificate must carry, when it differs from the URL's host.
+    pub servername: Option<String>,
+}
+
+/// Options shared by both stores.
+#[napi(object)]
+#[derive(Default)]
+pub struct CommonOptions {
+    pub ttl_seconds: Option<f64>,
+    pub list_limit: Option<f64>,
+    pub exclude_fields: Option<Vec<String>>,
+    pub max_record_bytes: Option<f64>,
+    pub sliding_expiry: Option<bool>,
+}
+
+/// Options of the Redis store (camelCase in JS; see index.d.ts).
+#[napi(object)]
+#[derive(Default)]
+pub struct RedisOptions {
+    pub url: Option<String>,
+    pub ttl_seconds: Option<f64>,
+    pub command_timeout_ms: Option<f64>,
+    pub connect_timeout_ms: Option<f64>,
+    pub tls: Option<TlsOptions>,
+    pub allow_plaintext: Option<bool>,
+    pub key_prefix: Option<String>,
+    pub list_limit: Option<f64>,
+    pub exclude_fields: Option<Vec<String>>,
+    pub max_record_bytes: Option<f64>,
+    pub sliding_expiry: Option<bool>,
+    pub reconnect_min_delay_ms: Option<f64>,
+    pub reconnect_max_delay_ms: Option<f64>,
+}
+
+/// What both stores need to know about records and their lifetime.
+#[derive(Debug, Clone)]
+pub struct RecordPolicy {
+    pub ttl_seconds: u64,
+    pub list_limit: usize,
+    pub sliding_expiry: bool,
+    pub rules: RecordRules,
+}
+
+impl RecordPolicy {
+    pub fn index_ttl_seconds(&self) -> u64 {
+        self.ttl_seconds + INDEX_TTL_EXTRA_SECONDS
+    }
+
+    fn from_parts(
+        ttl_seconds: Option<f64>,
+        list_limit: Option<f64>,
+        exclude_fields: Option<Vec<String>>,
+        max_record_bytes: Option<f64>,
+        sliding_expiry: Option<bool>,
+    ) -> StoreResult<Self> {
+        let excluded_fields = exclude_fields.unwrap_or_else(|| vec![DEFAULT_EXCLUDED_FIELD.to_owned()]);
+        if let Some(protected) = excluded_fields.iter().find(|f| *f == "userId" || *f == "updatedAt") {
+            return Err(config_error(format!(
+                "excludeFields cannot contain {protected:?}: the store needs it to index the record"
+            )));
+        }
+        Ok(RecordPolicy {
+            ttl_seconds: whole("ttlSeconds", ttl_seconds, DEFAULT_TTL_SECONDS, 1, 10 * 365 * 86_400)?,
+            list_limit: whole(
+                "listLimit",
+                list_limit,
+                DEFAULT_LIST_LIMIT as u64,
+                1,
+                MAX_LIST_LIMIT as u64,
+            )? as usize,
+            sliding_expiry: sliding_expiry.unwrap_or(false),
+            rules: RecordRules {
+                excluded_fields,
+                max_record_bytes: whole(
+                    "maxRecordBytes",
+                    max_record_bytes,
+                    DEFAULT_MAX_RECORD_BYTES as u64,
+                    64,
+                    512 * 1024 * 1024,
+                )? as usize,
+            },
+        })
+    }
+}
+
+impl CommonOptions {
+    pub fn into_policy(self) -> StoreResult<RecordPolicy> {
+        RecordPolicy::from_parts(
+            self.ttl_seconds,
+            self.list_limit,
+            self.exclude_fields,
+            self.max_record_bytes,
+            self.sliding_expiry,
+        )
+    }
+}
+
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsMaterial {
+    pub ca: Option<Vec<u8>>,
+    pub client_cert_and_key: Option<(Vec<u8>, Vec<u8>)>,
+    pub servername: Option<String>,
+}
+
+impl std::fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsMaterial")
+            .field("ca", &self.ca.is_some())
+            .field("client_cert", &self.client_cert_and_key.is_some())
+            .field("servername", &self.servername)
+            .finish()
+    }
+}
+
+/// How long to wait between reconnection attempts: exponential, capped, jittered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub min_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Backoff {
+    /// The delay before attempt `attempt` (1-based), drawn from the upper half
+    /// of the exponential step so that clients spread out but never retry hot.
+    pub fn delay(&self, attempt: u32, random: f64) -> Duration {
+        let step = self.min_delay.as_millis() as f64 * 2f64.powi(attempt.saturating_sub(1).min(30) as i32);
+        let capped = step.min(self.max_delay.as_millis() as f64);
+        Duration::from_millis((capped * (0.5 + 0.5 * random.clamp(0.0, 1.0))) as u64)
+    }
+}
+
+/// The checked configuration of a `RedisStore`.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    pub url: String,
+    /// The URL with any password replaced by `***`, for logs and messages.
+    pub redacted_url: String,
+    pub tls: Option<TlsMaterial>,
+    pub command_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub keys: KeyLayout,
+    pub policy: RecordPolicy,
+    pub backoff: Backoff,
+}
+
+impl RedisConfig {
+    pub fn from_options(options: RedisOptions) -> StoreResult<Self> {
+        let url = options
+            .url
+            .ok_or_else(|| config_error("url is required (e.g. rediss://:password@host:6380)".to_owned()))?;
+        let allow_plaintext = options.allow_plaintext.unwrap_or(false);
+        let parsed = check_url("url", &url, allow_plaintext)?;
+        let is_tls = parsed.scheme == "rediss";
+        let tls = match options.tls {
+            Some(tls) if is_tls => Some(tls_material(tls)?),
+            Some(_) => {
+                return Err(config_error(
+                    "tls options were given but the url is redis:// (plaintext); use rediss://".to_owned(),
+                ))
+            }
+            None if is_tls => Some(TlsMaterial {
+                ca: None,
+                client_cert_and_key: None,
+                servername: None,
+            }),
+            None => None,
+        };
+        let min_delay = whole(
+            "reconnectMinDelayMs",
+            options.reconnect_min_delay_ms,
+            DEFAULT_RECONNECT_MIN_DELAY_MS,
+            1,
+            60_000,
+        )?;
+        let max_delay = whole(
+            "reconnectMaxDelayMs",
+            options.reconnect_max_delay_ms,
+            DEFAULT_RECONNECT_MAX_DELAY_MS.max(min_delay),
+            1,
+            600_000,
+        )?;
+        if max_delay < min_delay {
+            return Err(config_error(format!(
+                "reconnectMaxDelayMs ({max_delay}) must not be below reconnectMinDelayMs ({min_delay})"
+            )));
+        }
+        let key_prefix = options.key_prefix.unwrap_or_default();
+        if key_prefix.len() > 256 {
+            return Err(config_error("keyPrefix must be at most 256 bytes".to_owned()));
+        }
+        Ok(RedisConfig {
+            redacted_url: parsed.redacted,
+            url,
+            tls,
+            command_timeout: Duration::from_millis(whole(
+                "commandTimeoutMs",
+                options.command_timeout_ms,
+                DEFAULT_COMMAND_TIMEOUT_MS,
+                1,
+                600_000,
+            )?),
+            connect_timeout: Duration::from_millis(whole(
+                "connectTimeoutMs",
+                options.connect_timeout_ms,
+                DEFAULT_CONNECT_TIMEOUT_MS,
+                1,
+                600_000,
+            )?),
+            keys: KeyLayout::new(key_prefix),
+            policy: RecordPolicy::from_parts(
+                options.ttl_seconds,
+                options.list_limit,
+                options.exclude_fields,
+                options.max_record_bytes,
+                options.sliding_expiry,
+            )?,
+            backoff: Backoff {
+                min_delay: Duration::from_millis(min_delay),
+                max_delay: Duration::from_millis(max_delay),
+            },
+        })
+    }
+}
+
+fn config_error(message: String) -> StoreError {
+    StoreError::Config(message)
+}
+
+/// A whole number option within bounds, or its default when absent.
+fn whole(name: &str, value: Option<f64>, default: u64, min: u64, max: u64) -> StoreResult<u64> {
+    match value {
+        None => Ok(default),
+        Some(v) if v.fract() == 0.0 && v >= min as f64 && v <= max as f64 => Ok(v as u64),
+        Some(v) => Err(config_error(format!(
+            "{name} must be a whole number from {min} to {max}, got {v}"
+        ))),
+    }
+}
+
+fn pem(name: &str, value: Either<String, Buffer>) -> StoreResult<Vec<u8>> {
+    let bytes = match value {
+        Either::A(text) => text.into_bytes(),
+        Either::B(buffer) => buffer.to_vec(),
+    };
+    if !bytes.windows(11).any(|w| w == b"-----BEGIN ") {
+        return Err(config_error(format!("tls.{name} must be PEM text (-----BEGIN ...)")));
+    }
+    Ok(bytes)
+}
+
+fn tls_material(tls: TlsOptions) -> StoreResult<TlsMaterial> {
+    let ca = tls.ca.map(|ca| pem("ca", ca)).transpose()?;
+    let client_cert_and_key = match (tls.cert, tls.key) {
+        (Some(cert), Some(key)) => Some((pem("cert", cert)?, pem("key", key)?)),
+        (None, None) => None,
+        _ => {
+            return Err(config_error(
+                "tls.cert and tls.key must be given together (mutual TLS)".to_owned(),
+            ))
+        }
+    };
+    if let Some(name) = &tls.servername {
+        if name.is_empty() || name.contains(['/', ':', '@', ' ']) {
+            return Err(config_error(format!("tls.servername {name:?} is not a host name")));
+        }
+    }
+    Ok(TlsMaterial {
+        ca,
+        client_cert_and_key,
+        servername: tls.servername,
+    })
+}
+
+/// What a checked URL tells the rest of the configuration.
+pub struct CheckedUrl {
+    pub scheme: String,
+    pub redacted: String,
+}
+
+/// Checks a Redis URL; `label` names it in messages (`url`, `REDIS_URL`).
+pub fn check_url(label: &str, url: &str, allow_plaintext: bool) -> StoreResult<CheckedUrl> {
+    let parsed = redis::parse_redis_url(url).ok_or_else(|| {
+        config_error(format!(
+            "{label} is not a valid Redis URL (expected rediss://[user:password@]host[:port][/db])"
+        ))
+    })?;
+    let scheme = parsed.scheme().to_owned();
+    match scheme.as_str() {
+        "rediss" => {}
+        "redis" if allow_plaintext => {}
+        "redis" => {
+            return Err(config_error(format!(
+                "{label} uses plaintext redis://, which sends data and passwords unencrypted; use rediss:// \
+                 (TLS), or opt in explicitly with allowPlaintext: true (REDIS_ALLOW_PLAINTEXT=true), e.g. for a \
+                 local development server"
+            )))
+        }
+        other => {
+            return Err(config_error(format!(
+                "{label} scheme {other}:// is not supported; use rediss:// (or redis:// with allowPlaintext)"
+            )))
+        }
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(config_error(format!("{label} has no host")));
+    }
+    if parsed.fragment().is_some() {
+        return Err(config_error(format!(
+            "{label} must not have a #fragment (certificate checks cannot be turned off through the URL)"
+        )));
+    }
+    let path = parsed.path().trim_start_matches('/');
+    if !path.is_empty() && path.parse::<u16>().is_err() {
+        return Err(config_error(format!(
+            "{label} path must be a database number, got {path:?}"
+        )));
+    }
+    let mut redacted = parsed.clone();
+    if parsed.password().is_some() {
+        let _ = redacted.set_password(Some("***"));
+    }
+    Ok(CheckedUrl {
+        scheme,
+        redacted: redacted.to_string(),
+    })
+}
+
+/// The environment variables `createConversationStore` reads.
+#[napi(object)]
+#[derive(Default)]
+pub struct StoreEnv {
+    #[napi(js_name = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    #[napi(js_name = "REDIS_TTL")]
+    pub redis_ttl: Option<String>,
+    #[napi(js_name = "REDIS_TIMEOUT")]
+    pub redis_timeout: Option<String>,
+    #[napi(js_name = "REDIS_CONNECT_TIMEOUT")]
+    pub redis_connect_timeout: Option<String>,
+    #[napi(js_name = "REDIS_KEY_PREFIX")]
+    pub redis_key_prefix: Option<String>,
+    #[napi(js_name = "REDIS_ALLOW_PLAINTEXT")]
+    pub redis_allow_plaintext: Option<String>,
+}
+
+/// Reads the environment into store options, naming the variable in every
+/// error. Without `REDIS_URL` the options have no `url` (the caller then uses
+/// the memory store, with the same `REDIS_TTL`).
+pub fn options_from_env(env: StoreEnv) -> StoreResult<RedisOptions> {
+    let present = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
+    let ttl = env_number("REDIS_TTL", present(env.redis_ttl), 1, 10 * 365 * 86_400)?;
+    let Some(url) = present(env.redis_url) else {
+        return Ok(RedisOptions {
+            ttl_seconds: ttl,
+            ..RedisOptions::default()
+        });
+    };
+    let allow_plaintext = match present(env.redis_allow_plaintext).as_deref().map(str::trim) {
+        None => false,
+        Some("1" | "true" | "yes") => true,
+        Some("0" | "false" | "no") => false,
+        Some(other) => {
+            return Err(config_error(format!(
+                "REDIS_ALLOW_PLAINTEXT must be true or false, got {other:?}"
+            )))
+        }
+    };
+    check_url("REDIS_URL", url.trim(), allow_plaintext)?;
+    Ok(RedisOptions {
+        url: Some(url.trim().to_owned()),
+        ttl_seconds: ttl,
+        command_timeout_ms: env_number("REDIS_TIMEOUT", present(env.redis_timeout), 1, 600_000)?,
+        connect_timeout_ms: env_number("REDIS_CONNECT_TIMEOUT", present(env.redis_connect_timeout), 1, 600_000)?,
+        key_prefix: env.redis_key_prefix,
+        allow_plaintext: Some(allow_plaintext),
+        ..RedisOptions::default()
+    })
+}
+
+fn env_number(name: &str, value: Option<String>, min: u64, max: u64) -> StoreResult<Option<f64>> {
+    let Some(text) = value else { return Ok(None) };
+    match text.trim().parse::<u64>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(Some(n as f64)),
+        _ => Err(config_error(format!(
+            "{name} must be a whole number from {min} to {max}, got {text:?}"
+        ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(url: &str) -> RedisOptions {
+        RedisOptions {
+            url: Some(url.to_owned()),
+            ..RedisOptions::default()
+        }
+    }
+
+    #[test]
+    fn plaintext_needs_an_explicit_opt_in() {
+        let err = RedisConfig::from_options(options("redis://127.0.0.1:6379")).unwrap_err();
+        assert!(err.to_string().contains("allowPlaintext"), "{err}");
+        let ok = RedisConfig::from_options(RedisOptions {
+            allow_plaintext: Some(true),
+            ..options("redis://h:1")
+        });
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        let config = RedisConfig::from_options(options("rediss://user:s3cret@cache.example:6380/2")).unwrap();
+        assert!(!config.redacted_url.contains("s3cret"), "{}", config.redacted_url);
+        assert!(config.redacted_url.contains("***"));
+        assert!(config.tls.is_some());
+    }
+
+    #[test]
+    fn bad_values_are_refused() {
+        for bad in ["not a url", "http://h", "rediss://h#insecure", "rediss://h/abc"] {
+            assert!(RedisConfig::from_options(options(bad)).is_err(), "{bad}");
+        }
+        let negative = RedisOptions {
+            ttl_seconds: Some(-5.0),
+            ..options("rediss://h")
+        };
+        assert!(RedisConfig::from_options(negative).is_err());
+    }
+
+    #[test]
+    fn env_errors_name_the_variable() {
+        let error_of = |url: &str, ttl: &str| match options_from_env(StoreEnv {
+            redis_url: Some(url.into()),
+            redis_ttl: Some(ttl.into()),
+            ..StoreEnv::default()
+        }) {
+            Err(err) => err.to_string(),
+            Ok(_) => String::new(),
+        };
+        assert!(error_of("rediss://h", "abc").contains("REDIS_TTL"));
+        assert!(error_of("rediss://h", "-5").contains("REDIS_TTL"));
+        assert!(error_of("not a url", "5").contains("REDIS_URL"));
+        assert!(options_from_env(StoreEnv::default()).is_ok_and(|options| options.url.is_none()));
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let backoff = Backoff {
+            min_delay: Duration::from_millis(100),
+            max_delay: Duration::from_millis(1000),
+        };
+        assert_eq!(backoff.delay(1, 1.0), Duration::from_millis(100));
+        assert_eq!(backoff.delay(3, 1.0), Duration::from_millis(400));
+        assert_eq!(backoff.delay(30, 1.0), Duration::from_millis(1000));
+        assert_eq!(backoff.delay(30, 0.0), Duration::from_millis(500));
+    }
+}

@@ -1,0 +1,19 @@
+//! redis-conversation-store: a Redis-backed conversation store for Node.js.
+//!
+//! Modules by responsibility: `config` (options and environment), `keys`
+//! (storage layout), `record` and `json_scan` (validating and reading
+//! records), `scripts` and `redis_store` (operations on Redis),
+//! `connection` (lifecycle), `memory_store`, `logger`, `error`, and
+//! `binding` (the napi classes).
+
+pub mod binding;
+pub mod config;
+pub mod connection;
+pub mod error;
+pub mod json_scan;
+pub mod keys;
+pub mod logger;
+pub mod memory_store;
+pub mod record;
+pub mod redis_store;
+pub mod scripts;

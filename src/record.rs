@@ -1,0 +1,437 @@
+//! What the store knows about a record: validating ids and records before
+//! anything is written, the index score, the owner of a stored record, and
+//! picking fields for a light listing. Shared by both stores.
+
+use crate::error::{StoreError, StoreResult};
+use crate::json_scan::{object_members, Member};
+
+/// Longest id or userId accepted, in bytes (keys stay cheap to hash and log).
+pub const MAX_ID_BYTES: usize = 1024;
+
+/// Rules a store applies to every record it writes.
+#[derive(Debug, Clone)]
+pub struct RecordRules {
+    /// Top-level fields never persisted (default `sdkConversationRef`).
+    pub excluded_fields: Vec<String>,
+    /// Largest record JSON accepted, in bytes.
+    pub max_record_bytes: usize,
+}
+
+/// A record checked and ready to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedRecord {
+    pub json: String,
+    pub user_id: String,
+    /// `Date.parse(updatedAt)` in ms: the record's score in its user's index.
+    pub score: i64,
+}
+
+pub fn validate_id(id: &str) -> StoreResult<()> {
+    if id.is_empty() {
+        return Err(StoreError::InvalidId("id must be a non-empty string".into()));
+    }
+    if id.len() > MAX_ID_BYTES {
+        return Err(StoreError::InvalidId(format!(
+            "id is {} bytes long; the limit is {MAX_ID_BYTES}",
+            id.len()
+        )));
+    }
+    Ok(())
+}
+
+pub fn validate_user_id(user_id: &str) -> StoreResult<()> {
+    if user_id.is_empty() {
+        return Err(StoreError::InvalidUserId("userId must be a non-empty string".into()));
+    }
+    if user_id.len() > MAX_ID_BYTES {
+        return Err(StoreError::InvalidUserId(format!(
+            "userId is {} bytes long; the limit is {MAX_ID_BYTES}",
+            user_id.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks a record's JSON (as `JSON.stringify` made it) and extracts what the
+/// index needs. Excluded fields that are still present are cut out; every
+/// other byte is kept as it is, so the stored value is exactly what the
+/// ioredis store would have written.
+pub fn prepare_record(id: &str, json: String, rules: &RecordRules, now_ms: i64) -> StoreResult<PreparedRecord> {
+    validate_id(id)?;
+    let members = object_members(&json)
+        .map_err(|err| StoreError::InvalidRecord(format!("conversation {id:?} must be a plain object: {err}")))?;
+    let mut user_id = None;
+    let mut updated_at = None;
+    let mut excluded_spans = Vec::new();
+    for member in &members {
+        if member.key_is("userId") {
+            user_id = Some(member);
+        } else if member.key_is("updatedAt") {
+            updated_at = Some(member);
+        } else if rules.excluded_fields.iter().any(|field| member.key_is(field)) {
+            excluded_spans.push(member.span.clone());
+        }
+    }
+    let user_id = match user_id {
+        None => {
+            return Err(StoreError::InvalidUserId(format!(
+                "conversation {id:?} has no userId; every conversation needs its owner's id"
+            )))
+        }
+        Some(member) => member.string_value().ok_or_else(|| {
+            StoreError::InvalidUserId(format!(
+                "conversation {id:?}: userId must be a string, got {}",
+                member.value
+            ))
+        })?,
+    };
+    validate_user_id(&user_id)?;
+    let score = match updated_at {
+        None => now_ms,
+        Some(member) => updated_at_score(id, member)?,
+    };
+    let json = if excluded_spans.is_empty() {
+        json
+    } else {
+        remove_members(&json, &members, &excluded_spans)
+    };
+    if json.len() > rules.max_record_bytes {
+        return Err(StoreError::RecordTooLarge {
+            id: id.to_owned(),
+            bytes: json.len(),
+            limit: rules.max_record_bytes,
+        });
+    }
+    Ok(PreparedRecord { json, user_id, score })
+}
+
+fn updated_at_score(id: &str, member: &Member<'_>) -> StoreResult<i64> {
+    let text = member.string_value().ok_or_else(|| {
+        StoreError::InvalidUpdatedAt(format!(
+            "conversation {id:?}: updatedAt must be an ISO 8601 date string, got {}",
+            member.value
+        ))
+    })?;
+    parse_iso_date_ms(&text).ok_or_else(|| {
+        StoreError::InvalidUpdatedAt(format!(
+            "conversation {id:?}: updatedAt {text:?} is not an ISO 8601 date (e.g. 2024-05-01T12:00:00.000Z)"
+        ))
+    })
+}
+
+/// Rebuilds the object without the members whose spans are listed.
+fn remove_members(json: &str, members: &[Member<'_>], removed: &[std::ops::Range<usize>]) -> String {
+    let kept: Vec<&str> = members
+        .iter()
+        .filter(|member| !removed.contains(&member.span))
+        .map(|member| &json[member.span.clone()])
+        .collect();
+    format!("{{{}}}", kept.join(","))
+}
+
+/// The `userId` of a stored record, if it has a string one.
+pub fn owner_of(json: &str) -> Option<String> {
+    object_members(json)
+        .ok()?
+        .iter()
+        .find(|member| member.key_is("userId"))
+        .and_then(Member::string_value)
+}
+
+/// A JSON object holding only the named top-level fields of a stored record,
+/// in the record's order.
+pub fn project_fields(id: &str, json: &str, fields: &[String]) -> StoreResult<String> {
+    let members = object_members(json).map_err(|err| StoreError::CorruptRecord {
+        id: id.to_owned(),
+        reason: err.to_string(),
+    })?;
+    let picked: Vec<&str> = members
+        .iter()
+        .filter(|member| fields.iter().any(|field| member.key_is(field)))
+        .map(|member| &json[member.span.clone()])
+        .collect();
+    Ok(format!("{{{}}}", picked.join(",")))
+}
+
+/// Paging and shaping of a `listByUser` call, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListQuery {
+    pub limit: usize,
+    pub offset: usize,
+    /// `None`: whole records; `Some`: only these top-level fields.
+    pub fields: Option<Vec<String>>,
+}
+
+/// Largest page a caller may ask for.
+pub const MAX_LIST_LIMIT: usize = 1000;
+/// Deepest offset a caller may ask for (keeps one call's work bounded).
+pub const MAX_LIST_OFFSET: usize = 10_000;
+
+impl ListQuery {
+    pub fn new(
+        limit: Option<f64>,
+        offset: Option<f64>,
+        fields: Option<Vec<String>>,
+        default_limit: usize,
+    ) -> StoreResult<Self> {
+        let limit = match limit {
+            None => default_limit,
+            Some(value) => whole_number("limit", value, 1, MAX_LIST_LIMIT)?,
+        };
+        let offset = match offset {
+            None => 0,
+            Some(value) => whole_number("offset", value, 0, MAX_LIST_OFFSET)?,
+        };
+        if let Some(fields) = &fields {
+            if fields.is_empty() || fields.iter().any(String::is_empty) {
+                return Err(StoreError::InvalidArgument(
+                    "fields must be a non-empty array of non-empty field names".into(),
+                ));
+            }
+        }
+        Ok(ListQuery { limit, offset, fields })
+    }
+}
+
+fn whole_number(name: &str, value: f64, min: usize, max: usize) -> StoreResult<usize> {
+    if value.fract() != 0.0 || value < min as f64 || value > max as f64 {
+        return Err(StoreError::InvalidArgument(format!(
+            "{name} must be a whole number from {min} to {max}, got {value}"
+        )));
+    }
+    Ok(value as usize)
+}
+
+/// `Date.parse` for the ECMAScript date-time string format (ISO 8601 subset),
+/// as V8 reads it: date-only forms and forms with `Z` or an offset are exact;
+/// a date-time without an offset is read as UTC (V8 would use the host's zone).
+/// Returns milliseconds since the epoch, or `None` where `Date.parse` is NaN.
+pub fn parse_iso_date_ms(text: &str) -> Option<i64> {
+    let mut cursor = Cursor {
+        bytes: text.as_bytes(),
+        at: 0,
+    };
+    let year = match cursor.peek()? {
+        sign @ (b'+' | b'-') => {
+            cursor.at += 1;
+            let year = cursor.digits(6)?;
+            if sign == b'-' && year == 0 {
+                return None; // "-000000" is excluded by the spec
+            }
+            if sign == b'-' {
+                -year
+            } else {
+                year
+            }
+        }
+        _ => cursor.digits(4)?,
+    };
+    let (mut month, mut day) = (1, 1);
+    if cursor.eat(b'-') {
+        month = cursor.digits(2)?;
+        if cursor.eat(b'-') {
+            day = cursor.digits(2)?;
+        }
+    }
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) {
+        return None;
+    }
+    let mut ms_of_day = 0;
+    let mut offset_minutes = 0;
+    if matches!(cursor.peek(), Some(b'T' | b't' | b' ')) {
+        cursor.at += 1;
+        let hour = cursor.digits(2)?;
+        if !cursor.eat(b':') {
+            return None;
+        }
+        let minute = cursor.digits(2)?;
+        let mut second = 0;
+        let mut millis = 0;
+        if cursor.eat(b':') {
+            second = cursor.digits(2)?;
+            if cursor.eat(b'.') {
+                let start = cursor.at;
+                let fraction = cursor.run_of_digits();
+                if fraction.is_empty() {
+                    return None;
+                }
+                let padded = format!("{:0<3}", &fraction[..fraction.len().min(3)]);
+                millis = padded.parse::<i64>().ok()?;
+                debug_assert!(cursor.at > start);
+            }
+        }
+        let is_midnight_end = hour == 24 && minute == 0 && second == 0 && millis == 0;
+        if !(hour < 24 || is_midnight_end) || minute > 59 || second > 59 {
+            return None;
+        }
+        ms_of_day = ((hour * 60 + minute) * 60 + second) * 1000 + millis;
+        match cursor.peek() {
+            Some(b'Z' | b'z') => cursor.at += 1,
+            Some(sign @ (b'+' | b'-')) => {
+                cursor.at += 1;
+                let hours = cursor.digits(2)?;
+                cursor.eat(b':');
+                let minutes = cursor.digits(2)?;
+                if hours > 23 || minutes > 59 {
+                    return None;
+                }
+                offset_minutes = (hours * 60 + minutes) * if sign == b'+' { 1 } else { -1 };
+            }
+            _ => {}
+        }
+    }
+    if cursor.at != text.len() {
+        return None;
+    }
+    let days = days_from_civil(year, month, 1) + (day - 1);
+    let ms = days * 86_400_000 + ms_of_day - offset_minutes * 60_000;
+    (ms.abs() <= 8_640_000_000_000_000).then_some(ms)
+}
+
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Cursor<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn eat(&mut self, byte: u8) -> bool {
+        let matched = self.peek() == Some(byte);
+        if matched {
+            self.at += 1;
+        }
+        matched
+    }
+
+    /// Exactly `count` ASCII digits.
+    fn digits(&mut self, count: usize) -> Option<i64> {
+        let slice = self.bytes.get(self.at..self.at + count)?;
+        if !slice.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        self.at += count;
+        Some(slice.iter().fold(0, |acc, digit| acc * 10 + i64::from(digit - b'0')))
+    }
+
+    fn run_of_digits(&mut self) -> &str {
+        let start = self.at;
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.at += 1;
+        }
+        std::str::from_utf8(&self.bytes[start..self.at]).unwrap_or_default()
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let year_of_era = year - era * 400;
+    let month_index = (month + 9) % 12;
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    era * 146_097 + day_of_era - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rules() -> RecordRules {
+        RecordRules {
+            excluded_fields: vec!["sdkConversationRef".into()],
+            max_record_bytes: 1 << 20,
+        }
+    }
+
+    #[test]
+    fn dates_parse_as_v8_does() {
+        // Expected values are what Node 20's Date.parse returns.
+        let cases = [
+            ("2024-02-30", Some(1_709_251_200_000)),
+            ("2024-13-01", None),
+            ("2024-01-01T24:00:00Z", Some(1_704_153_600_000)),
+            ("2024-01-01T24:00:01Z", None),
+            ("2024-01-01T10:00:00.123456Z", Some(1_704_103_200_123)),
+            ("2024-01-01t10:00:00z", Some(1_704_103_200_000)),
+            ("2024-01-01 10:00:00Z", Some(1_704_103_200_000)),
+            ("2024-01-01T10:00Z", Some(1_704_103_200_000)),
+            ("2024-01-01T10Z", None),
+            ("+002024-01-01T00:00:00Z", Some(1_704_067_200_000)),
+            ("-000000-01-01T00:00:00Z", None),
+            ("2024-01-01T10:00:00+05:30", Some(1_704_083_400_000)),
+            ("2024-01-01T10:00:00+0530", Some(1_704_083_400_000)),
+            ("2024", Some(1_704_067_200_000)),
+            ("2024-06", Some(1_717_200_000_000)),
+            ("2024-01-01T10:00:60Z", None),
+            ("2024-02-29T00:00:00.1Z", Some(1_709_164_800_100)),
+            ("2023-02-29T00:00:00Z", Some(1_677_628_800_000)),
+            ("yesterday", None),
+            ("", None),
+        ];
+        for (text, expected) in cases {
+            assert_eq!(parse_iso_date_ms(text), expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn prepares_a_record_verbatim() {
+        let json = r#"{"userId":"u1","updatedAt":"2024-01-01T00:00:00.000Z","history":[]}"#.to_string();
+        let record = prepare_record("c1", json.clone(), &rules(), 0).unwrap();
+        assert_eq!(record.json, json);
+        assert_eq!(record.user_id, "u1");
+        assert_eq!(record.score, 1_704_067_200_000);
+    }
+
+    #[test]
+    fn cuts_excluded_fields_and_keeps_the_rest() {
+        let json = r#"{"a":1,"sdkConversationRef":{"x":[1]},"userId":"u"}"#.to_string();
+        let record = prepare_record("c1", json, &rules(), 7).unwrap();
+        assert_eq!(record.json, r#"{"a":1,"userId":"u"}"#);
+        assert_eq!(record.score, 7, "a missing updatedAt means now");
+    }
+
+    #[test]
+    fn refuses_bad_records_with_their_codes() {
+        let code = |id: &str, json: &str| prepare_record(id, json.into(), &rules(), 0).unwrap_err().code();
+        assert_eq!(code("", r#"{"userId":"u"}"#), "STORE_INVALID_ID");
+        assert_eq!(code("c", "[1]"), "STORE_INVALID_RECORD");
+        assert_eq!(code("c", r#"{"a":1}"#), "STORE_INVALID_USER_ID");
+        assert_eq!(code("c", r#"{"userId":""}"#), "STORE_INVALID_USER_ID");
+        assert_eq!(code("c", r#"{"userId":5}"#), "STORE_INVALID_USER_ID");
+        assert_eq!(
+            code("c", r#"{"userId":"u","updatedAt":"soon"}"#),
+            "STORE_INVALID_UPDATED_AT"
+        );
+        let small = RecordRules {
+            max_record_bytes: 10,
+            ..rules()
+        };
+        let err = prepare_record("c", r#"{"userId":"u","x":"long"}"#.into(), &small, 0).unwrap_err();
+        assert_eq!(err.code(), "STORE_RECORD_TOO_LARGE");
+    }
+
+    #[test]
+    fn finds_the_owner_and_projects_fields() {
+        let json = r#"{"history":[{"userId":"nested"}],"userId":"top","title":"t"}"#;
+        assert_eq!(owner_of(json).as_deref(), Some("top"));
+        assert_eq!(owner_of("not json"), None);
+        let fields = vec!["title".to_string(), "userId".to_string()];
+        assert_eq!(
+            project_fields("c", json, &fields).unwrap(),
+            r#"{"userId":"top","title":"t"}"#
+        );
+    }
+
+    #[test]
+    fn list_query_bounds() {
+        assert_eq!(ListQuery::new(None, None, None, 50).unwrap().limit, 50);
+        assert!(ListQuery::new(Some(0.0), None, None, 50).is_err());
+        assert!(ListQuery::new(Some(1.5), None, None, 50).is_err());
+        assert!(ListQuery::new(None, Some(-1.0), None, 50).is_err());
+        assert!(ListQuery::new(None, None, Some(vec![]), 50).is_err());
+    }
+}

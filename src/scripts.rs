@@ -1,0 +1,130 @@
+//! Lua scripts that make each single-node operation one atomic step and one
+//! round trip. They only touch keys of the documented layout.
+
+use std::sync::LazyLock;
+
+use redis::Script;
+
+/// The owner (`userId`) of a stored record. Fast path: records written with
+/// `JSON.stringify` have no spaces, and a key can only appear unescaped as a
+/// real key, so a single `"userId":"` with no second `"userId":` is the
+/// top-level one. Anything else is decoded in full.
+const OWNER_OF: &str = r#"
+local function owner_of(json)
+  local first, last = string.find(json, '"userId":"', 1, true)
+  if first and not string.find(json, '"userId":', last, true) then
+    local close = string.find(json, '"', last + 1, true)
+    if close then
+      local value = string.sub(json, last + 1, close - 1)
+      if not string.find(value, '\\', 1, true) then return value end
+    end
+  end
+  local ok, decoded = pcall(cjson.decode, json)
+  if ok and type(decoded) == 'table' and type(decoded.userId) == 'string' then
+    return decoded.userId
+  end
+  return nil
+end
+local function index_key(prefix, user_id)
+  return prefix .. 'user:' .. user_id .. ':conversations'
+end
+"#;
+
+/// KEYS: record, new owner's index. ARGV: json, ttl, index ttl, score, id, userId, prefix.
+/// Writes record, index entry and both TTLs; when the record belonged to
+/// another user, its id leaves that user's index in the same step.
+const SET: &str = r#"
+if not redis.call('ZSCORE', KEYS[2], ARGV[5]) then
+  local old = redis.call('GET', KEYS[1])
+  if old then
+    local previous = owner_of(old)
+    if previous and previous ~= ARGV[6] then
+      redis.call('ZREM', index_key(ARGV[7], previous), ARGV[5])
+    end
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
+redis.call('EXPIRE', KEYS[2], ARGV[3])
+return 1
+"#;
+
+/// KEYS: record. ARGV: id, prefix. Deletes the record and its index entry.
+const DELETE: &str = r#"
+local old = redis.call('GET', KEYS[1])
+if not old then return 0 end
+local owner = owner_of(old)
+if owner then redis.call('ZREM', index_key(ARGV[2], owner), ARGV[1]) end
+redis.call('DEL', KEYS[1])
+return 1
+"#;
+
+/// KEYS: record. ARGV: ttl, index ttl, prefix. A read that refreshes both TTLs.
+const GET_SLIDING: &str = r#"
+local value = redis.call('GET', KEYS[1])
+if value then
+  redis.call('EXPIRE', KEYS[1], ARGV[1])
+  local owner = owner_of(value)
+  if owner then redis.call('EXPIRE', index_key(ARGV[3], owner), ARGV[2]) end
+end
+return value
+"#;
+
+/// KEYS: index. ARGV: prefix, offset, limit.
+/// Returns `id, json, id, json, ...` newest first, skipping `offset` live
+/// records; ids whose record expired are pruned from the index on the way.
+const LIST: &str = r#"
+local prefix, offset, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local wanted = offset + limit
+local batch = math.min(wanted, 500)
+local found, live, cursor = {}, 0, 0
+local expired = {}
+while live < wanted do
+  local ids = redis.call('ZREVRANGE', KEYS[1], cursor, cursor + batch - 1)
+  if #ids == 0 then break end
+  cursor = cursor + #ids
+  local keys = {}
+  for i = 1, #ids do keys[i] = prefix .. 'conv:' .. ids[i] end
+  local values = redis.call('MGET', unpack(keys))
+  for i = 1, #ids do
+    if values[i] then
+      live = live + 1
+      if live > offset and live <= wanted then
+        found[#found + 1] = ids[i]
+        found[#found + 1] = values[i]
+      end
+    else
+      expired[#expired + 1] = ids[i]
+    end
+  end
+  if #ids < batch then break end
+end
+for i = 1, #expired, 500 do
+  redis.call('ZREM', KEYS[1], unpack(expired, i, math.min(i + 499, #expired)))
+end
+return found
+"#;
+
+/// KEYS: index. ARGV: prefix, userId, ids... Removes the ids whose record is
+/// gone or (checked again, atomically) belongs to another user.
+const PRUNE_FOREIGN: &str = r#"
+local removed = 0
+for i = 3, #ARGV do
+  local value = redis.call('GET', ARGV[1] .. 'conv:' .. ARGV[i])
+  local owner = value and owner_of(value)
+  if (not value) or (owner and owner ~= ARGV[2]) then
+    removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
+  end
+end
+return removed
+"#;
+
+fn with_helpers(body: &str) -> Script {
+    Script::new(&format!("{OWNER_OF}{body}"))
+}
+
+pub static SET_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(SET));
+pub static DELETE_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(DELETE));
+pub static GET_SLIDING_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(GET_SLIDING));
+pub static LIST_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(LIST));
+pub static PRUNE_FOREIGN_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(PRUNE_FOREIGN));
