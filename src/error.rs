@@ -172,11 +172,12 @@ type DynError = dyn std::error::Error + 'static;
 /// Every error under a redis error, outermost first. redis-rs keeps its
 /// cause in an `Arc<dyn Error>`, which must be looked through to downcast.
 fn causes(err: &redis::RedisError) -> impl Iterator<Item = &DynError> {
-    std::iter::successors(std::error::Error::source(err), |current| current.source()).map(|current| {
-        match current.downcast_ref::<std::sync::Arc<dyn std::error::Error + Send + Sync>>() {
-            Some(inner) => &**inner as &DynError,
-            None => current,
-        }
+    std::iter::successors(std::error::Error::source(err), |current| current.source()).map(|current| match current
+        .downcast_ref::<std::sync::Arc<
+        dyn std::error::Error + Send + Sync,
+    >>() {
+        Some(inner) => &**inner as &DynError,
+        None => current,
     })
 }
 

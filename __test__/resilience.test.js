@@ -1,0 +1,309 @@
+'use strict';
+// Faults injected into real redis-server processes this file starts: TLS
+// (test-time CA, mutual TLS, wrong CA, server name), passwords, a killed, a
+// hung (SIGSTOP) and a slow server, reconnection, status/ping and close().
+
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const { spawn } = require('node:child_process');
+const path = require('node:path');
+
+const { startRedis, generateCa } = require('./support/redis-server');
+const { RedisStore, isRedisError, StoreConfigError } = require('..');
+
+const TIMEOUT_MS = 400;
+// Scheduling slack on a loaded 2-core CI machine.
+const SLACK_MS = 700;
+
+const fastOptions = {
+  commandTimeoutMs: TIMEOUT_MS,
+  connectTimeoutMs: TIMEOUT_MS,
+  reconnectMinDelayMs: 20,
+  reconnectMaxDelayMs: 200,
+};
+
+function captureLogger() {
+  const lines = [];
+  const push = (level) => (line) => lines.push({ level, line });
+  return { lines, logger: { info: push('info'), warn: push('warn'), error: push('error') } };
+}
+
+const conversation = (userId = 'u1') => ({
+  externalId: 'c',
+  userId,
+  updatedAt: new Date().toISOString(),
+  history: [{ role: 'user', content: 'hello' }],
+});
+
+async function pollUntil(check, { timeoutMs = 10_000, intervalMs = 20, what = 'condition' } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+/** Runs `call`, expecting a RedisError; returns it with the time it took. */
+async function expectRedisError(call, code) {
+  const started = Date.now();
+  const err = await call().then(
+    () => assert.fail('expected a RedisError'),
+    (e) => e,
+  );
+  const elapsed = Date.now() - started;
+  assert.equal(err.name, 'RedisError', err.stack);
+  if (code) assert.equal(err.code, code, err.message);
+  assert.ok(isRedisError(err), `isRedisError must be true for ${err.code}: ${err.message}`);
+  return { err, elapsed };
+}
+
+const stores = [];
+function track(store) {
+  stores.push(store);
+  return store;
+}
+after(async () => {
+  await Promise.all(stores.map((store) => store.close()));
+});
+
+describe('TLS', () => {
+  let server;
+  let mutual;
+  before(async () => {
+    [server, mutual] = await Promise.all([
+      startRedis({ tls: true, password: 'tls-pw' }),
+      startRedis({ tls: { requireClientCert: true } }),
+    ]);
+  });
+  after(async () => {
+    await Promise.all([server.stop(), mutual.stop()]);
+  });
+
+  it('verifies the server against a CA given as a PEM string or a Buffer', async () => {
+    for (const ca of [server.tls.ca, Buffer.from(server.tls.ca)]) {
+      const store = track(new RedisStore({ url: server.url, tls: { ca }, logger: null, ...fastOptions }));
+      await store.set('tls-1', conversation());
+      assert.equal((await store.get('tls-1')).userId, 'u1');
+      await store.close();
+    }
+  });
+
+  it('fails with STORE_TLS, not a hang, when the CA does not match', async () => {
+    const store = track(new RedisStore({ url: server.url, tls: { ca: generateCa().ca }, logger: null, ...fastOptions }));
+    const { err, elapsed } = await expectRedisError(() => store.get('x'), 'STORE_TLS');
+    assert.match(err.message, /certificate/i);
+    assert.ok(elapsed < TIMEOUT_MS + SLACK_MS, `settled after ${elapsed} ms`);
+  });
+
+  it('uses the system roots when no CA is given (a test CA is then untrusted)', async () => {
+    const store = track(new RedisStore({ url: server.url, logger: null, ...fastOptions }));
+    await expectRedisError(() => store.get('x'), 'STORE_TLS');
+  });
+
+  it('checks the certificate against servername when it is given', async () => {
+    // The test certificate names 127.0.0.1, localhost and redis.test.
+    const ok = track(
+      new RedisStore({ url: server.url, tls: { ca: server.tls.ca, servername: 'redis.test' }, logger: null, ...fastOptions }),
+    );
+    await ok.set('tls-sni', conversation());
+    const wrong = track(
+      new RedisStore({ url: server.url, tls: { ca: server.tls.ca, servername: 'other.test' }, logger: null, ...fastOptions }),
+    );
+    await expectRedisError(() => wrong.get('tls-sni'), 'STORE_TLS');
+  });
+
+  it('does mutual TLS with a client certificate and key', async () => {
+    const { ca, clientCert, clientKey } = mutual.tls;
+    const store = track(new RedisStore({ url: mutual.url, tls: { ca, cert: clientCert, key: clientKey }, logger: null, ...fastOptions }));
+    await store.set('mtls-1', conversation());
+    assert.equal((await store.get('mtls-1')).userId, 'u1');
+    const anonymous = track(new RedisStore({ url: mutual.url, tls: { ca }, logger: null, ...fastOptions }));
+    await expectRedisError(() => anonymous.get('mtls-1'), 'STORE_TLS');
+  });
+
+  it('refuses plaintext redis:// unless allowPlaintext is set, and never offers to skip verification', () => {
+    assert.throws(
+      () => new RedisStore({ url: 'redis://127.0.0.1:1' }),
+      (err) => err instanceof StoreConfigError && /allowPlaintext/.test(err.message) && !isRedisError(err),
+    );
+    assert.throws(() => new RedisStore({ url: `${server.url}#insecure` }), StoreConfigError);
+    assert.throws(() => new RedisStore({ url: 'redis://127.0.0.1:1', tls: { ca: server.tls.ca }, allowPlaintext: true }), StoreConfigError);
+  });
+});
+
+describe('passwords', () => {
+  let server;
+  before(async () => {
+    server = await startRedis({ tls: true, password: 'default-pw', aclUser: { name: 'chat', password: 'chat-pw' } });
+  });
+  after(() => server.stop());
+
+  const urlWith = (credentials) => `rediss://${credentials}@127.0.0.1:${server.port}`;
+
+  it('authenticates with a password in the URL, or an ACL user and password', async () => {
+    for (const credentials of [':default-pw', 'chat:chat-pw']) {
+      const store = track(new RedisStore({ url: urlWith(credentials), tls: { ca: server.tls.ca }, logger: null, ...fastOptions }));
+      await store.set(`auth-${credentials}`, conversation());
+      assert.ok(await store.get(`auth-${credentials}`));
+      await store.close();
+    }
+  });
+
+  it('fails with STORE_AUTH on a wrong password, and never logs the password', async () => {
+    const { lines, logger } = captureLogger();
+    const store = track(new RedisStore({ url: urlWith('chat:wrong-secret'), tls: { ca: server.tls.ca }, logger, ...fastOptions }));
+    const { err } = await expectRedisError(() => store.get('x'), 'STORE_AUTH');
+    assert.doesNotMatch(err.message, /wrong-secret/);
+    await pollUntil(() => lines.some(({ line }) => /cannot connect/.test(line)), { what: 'a connect failure log line' });
+    for (const { line } of lines) {
+      assert.doesNotMatch(line, /wrong-secret/);
+      assert.match(line, /^\[STORE\] /);
+    }
+  });
+});
+
+describe('faults on a plain server', () => {
+  let server;
+  before(async () => {
+    server = await startRedis();
+  });
+  after(() => server.stop());
+
+  function plainStore(extra = {}) {
+    return track(new RedisStore({ url: server.url, allowPlaintext: true, logger: null, ...fastOptions, ...extra }));
+  }
+
+  it('reports status and measures a ping', async () => {
+    const store = plainStore();
+    assert.ok(['connecting', 'ready'].includes(store.status));
+    const rtt = await store.ping();
+    assert.equal(typeof rtt, 'number');
+    assert.ok(rtt > 0 && rtt < TIMEOUT_MS, `ping took ${rtt} ms`);
+    assert.equal(store.status, 'ready');
+  });
+
+  it('settles every call within the timeout while the server is hung (SIGSTOP), then heals', async () => {
+    const store = plainStore();
+    await store.set('hung-1', conversation());
+    server.pause();
+    try {
+      const calls = Array.from({ length: 50 }, (_, i) => expectRedisError(() => store.get(`hung-${i}`)));
+      const results = await Promise.all(calls);
+      for (const { err, elapsed } of results) {
+        assert.ok(['STORE_TIMEOUT', 'STORE_UNAVAILABLE'].includes(err.code), err.message);
+        assert.ok(elapsed < TIMEOUT_MS + SLACK_MS, `settled after ${elapsed} ms`);
+      }
+      // Later calls, after the link was given up, fail fast or within the timeout too.
+      const { elapsed } = await expectRedisError(() => store.get('hung-1'));
+      assert.ok(elapsed < TIMEOUT_MS + SLACK_MS);
+    } finally {
+      server.resume();
+    }
+    await pollUntil(async () => (await store.get('hung-1').catch(() => null))?.userId === 'u1', {
+      what: 'the store to serve again after SIGCONT',
+    });
+  });
+
+  it('times out a slow command with STORE_TIMEOUT, then serves again', async () => {
+    const store = plainStore();
+    await store.set('slow-1', conversation());
+    // The server holds every client's commands for a second: slow, not dead.
+    await server.cli('CLIENT', 'PAUSE', '1000', 'ALL');
+    const { err, elapsed } = await expectRedisError(() => store.get('slow-1'), 'STORE_TIMEOUT');
+    assert.match(err.message, /ETIMEDOUT/);
+    assert.ok(elapsed < TIMEOUT_MS + SLACK_MS, `settled after ${elapsed} ms`);
+    await pollUntil(async () => (await store.get('slow-1').catch(() => null)) !== null, { what: 'recovery' });
+  });
+
+  it('bounds the first connection by the connect timeout', async () => {
+    server.pause();
+    try {
+      const store = plainStore();
+      const { elapsed } = await expectRedisError(() => store.get('x'));
+      assert.ok(elapsed < TIMEOUT_MS + SLACK_MS, `settled after ${elapsed} ms`);
+    } finally {
+      server.resume();
+    }
+  });
+
+  it('fails fast with ECONNREFUSED while the server is down, and serves again when it is back', async () => {
+    const { lines, logger } = captureLogger();
+    const store = plainStore({ logger });
+    await store.set('down-1', conversation());
+    await server.kill();
+    await pollUntil(() => store.status === 'reconnecting', { what: 'status reconnecting' });
+    // Let several reconnect attempts fail, then check every call settles and says why.
+    await pollUntil(() => lines.filter(({ line }) => /cannot connect/.test(line)).length >= 3, { what: 'attempts' });
+    const results = await Promise.all(Array.from({ length: 200 }, () => expectRedisError(() => store.get('down-1'))));
+    for (const { err, elapsed } of results) {
+      assert.equal(err.code, 'STORE_UNAVAILABLE');
+      assert.match(err.message, /ECONNREFUSED|ECONNRESET/);
+      assert.ok(elapsed < TIMEOUT_MS + SLACK_MS, `settled after ${elapsed} ms`);
+    }
+    await server.restart();
+    await pollUntil(() => store.status === 'ready', { what: 'status ready after restart' });
+    await store.set('down-2', conversation());
+    assert.equal((await store.get('down-2')).userId, 'u1');
+    const lost = lines.filter(({ line }) => /lost the connection/.test(line));
+    const recovered = lines.filter(({ line }) => /reconnected to/.test(line));
+    assert.equal(lost.length, 1, JSON.stringify(lines));
+    assert.equal(recovered.length, 1, JSON.stringify(lines));
+    const attempts = lines.filter(({ line }) => /cannot connect/.test(line)).length;
+    assert.ok(attempts >= 3, 'each reconnect attempt is logged with its delay');
+    assert.match(lines.find(({ line }) => /cannot connect/.test(line)).line, /next attempt in \d+ ms/);
+  });
+});
+
+describe('close()', () => {
+  let server;
+  before(async () => {
+    server = await startRedis();
+  });
+  after(() => server.stop());
+
+  it('settles calls in flight and rejects later calls with STORE_CLOSED', async () => {
+    const store = track(
+      new RedisStore({ url: server.url, allowPlaintext: true, logger: null, ...fastOptions, commandTimeoutMs: 5000 }),
+    );
+    await store.set('close-1', conversation());
+    server.pause();
+    try {
+      const inFlight = Array.from({ length: 10 }, () => store.get('close-1').then(() => 'resolved', (err) => err));
+      const started = Date.now();
+      await store.close();
+      const outcomes = await Promise.all(inFlight);
+      assert.ok(Date.now() - started < 1000, 'in-flight calls settle at close, not at the 5 s timeout');
+      for (const outcome of outcomes) assert.equal(outcome.code, 'STORE_CLOSED');
+    } finally {
+      server.resume();
+    }
+    assert.equal(store.status, 'closed');
+    const { err } = await expectRedisError(() => store.get('close-1'), 'STORE_CLOSED');
+    assert.match(err.message, /closed/);
+  });
+
+  it('lets the process exit by itself after close()', async () => {
+    const script = `
+      const { RedisStore } = require(${JSON.stringify(path.resolve(__dirname, '..'))});
+      (async () => {
+        const store = new RedisStore({ url: ${JSON.stringify(server.url)}, allowPlaintext: true, logger: null });
+        await store.set('exit-1', { userId: 'u', updatedAt: new Date().toISOString() });
+        await store.close();
+      })();`;
+    const started = Date.now();
+    const child = spawn(process.execPath, ['-e', script], { stdio: 'inherit' });
+    const code = await new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        resolve('hung');
+      }, 5000);
+      child.on('exit', (status) => {
+        clearTimeout(timer);
+        resolve(status);
+      });
+    });
+    assert.equal(code, 0);
+    assert.ok(Date.now() - started < 2000 + SLACK_MS, `exited after ${Date.now() - started} ms`);
+  });
+});
