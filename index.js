@@ -275,8 +275,13 @@ class MemoryStore extends StoreBase {
     return this._native.status;
   }
 
+  /** Resolves 0 (no round trip); rejects with STORE_CLOSED after close(). */
   async ping() {
-    return 0;
+    try {
+      return this._native.ping();
+    } catch (err) {
+      throw shapeError(err);
+    }
   }
 
   async close() {
@@ -290,15 +295,18 @@ class MemoryStore extends StoreBase {
  * naming the variable.
  */
 function createConversationStore(env = process.env, options = {}) {
+  const overrides = checkOptions(options ?? undefined, 'createConversationStore');
   const fromEnv = construct(() => native.redisOptionsFromEnv(env ?? {}));
-  const log = makeLog(options.logger);
-  if (fromEnv.url) {
-    const store = new RedisStore({ ...fromEnv, ...options });
+  const log = makeLog(overrides.logger);
+  const settings = { ...fromEnv, ...overrides };
+  if (settings.url) {
+    const store = new RedisStore(settings);
     log('info', `[STORE] using RedisStore (${store.redactedUrl})`);
     return store;
   }
   log('info', '[STORE] REDIS_URL is not set: using MemoryStore (conversations live in this process only)');
-  return new MemoryStore({ ttlSeconds: fromEnv.ttlSeconds, ...options });
+  const { url, ...memoryOptions } = settings;
+  return new MemoryStore(memoryOptions);
 }
 
 module.exports = {

@@ -68,6 +68,8 @@ struct LinkInner {
     /// Operations ring this when the link looks dead; the supervisor probes it.
     trouble: Notify,
     logger: Logger,
+    /// Loaded on every new connection, before it serves.
+    scripts: Vec<redis::Script>,
 }
 
 /// A supervised connection to one Redis server.
@@ -78,7 +80,7 @@ pub struct Link {
 
 impl Link {
     /// Builds the client (no I/O) and starts the supervisor on the napi runtime.
-    pub fn start(config: &RedisConfig, logger: Logger) -> StoreResult<Link> {
+    pub fn start(config: &RedisConfig, logger: Logger, scripts: Vec<redis::Script>) -> StoreResult<Link> {
         let (client, servername_pin) = build_client(config)?;
         let (state, _) = watch::channel(LinkState {
             status: Status::Connecting,
@@ -98,6 +100,7 @@ impl Link {
                 state,
                 trouble: Notify::new(),
                 logger,
+                scripts,
             }),
         };
         logger_info_connecting(&link);
@@ -334,7 +337,17 @@ impl Link {
         if let Some(pin) = &self.inner.servername_pin {
             config = config.set_dns_resolver(PinnedHostResolver(pin.clone()));
         }
-        let attempt = self.inner.client.get_multiplexed_async_connection_with_config(&config);
+        let attempt = async {
+            let mut connection = self
+                .inner
+                .client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await?;
+            for script in &self.inner.scripts {
+                script.load_async(&mut connection).await?;
+            }
+            Ok::<_, redis::RedisError>(connection)
+        };
         match tokio::time::timeout(self.inner.connect_timeout, attempt).await {
             Ok(Ok(connection)) => Ok(connection),
             Ok(Err(err)) => Err(StoreError::from_redis(&err, "connect")),

@@ -18,7 +18,7 @@ pub struct RedisStoreCore {
 
 impl RedisStoreCore {
     pub fn start(config: RedisConfig, logger: Logger) -> StoreResult<Self> {
-        let link = Link::start(&config, logger.clone())?;
+        let link = Link::start(&config, logger.clone(), scripts::all())?;
         Ok(RedisStoreCore {
             link,
             keys: config.keys,

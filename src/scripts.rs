@@ -128,3 +128,18 @@ pub static DELETE_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(DELET
 pub static GET_SLIDING_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(GET_SLIDING));
 pub static LIST_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(LIST));
 pub static PRUNE_FOREIGN_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(PRUNE_FOREIGN));
+
+/// Every script, loaded on each new connection so that calls never pay (or
+/// reorder behind) a NOSCRIPT retry after a server restart.
+pub fn all() -> Vec<Script> {
+    [
+        &SET_SCRIPT,
+        &DELETE_SCRIPT,
+        &GET_SLIDING_SCRIPT,
+        &LIST_SCRIPT,
+        &PRUNE_FOREIGN_SCRIPT,
+    ]
+    .into_iter()
+    .map(|script| Script::clone(script))
+    .collect()
+}

@@ -1,0 +1,315 @@
+/**
+ * redis-conversation-store — a Redis-backed conversation store for Node.js chat
+ * servers, written in Rust (napi-rs). It is a drop-in replacement for an
+ * ioredis-based `ConversationStore` (same key layout, byte-compatible data):
+ * atomic writes, bounded timeouts, self-healing connections, and errors a
+ * route handler can map to 503 with `isRedisError`.
+ *
+ * - `RedisStore`: the Redis store; `rediss://` (TLS, verified) unless plaintext is opted into.
+ * - `MemoryStore`: the same contract in process memory, for development and tests.
+ * - `createConversationStore(env)`: `REDIS_URL` set → `RedisStore`, else `MemoryStore`.
+ *
+ * These typings are hand-written for the CommonJS module `index.js`; they work
+ * from `require` and from ESM (`import { RedisStore } from 'redis-conversation-store'`,
+ * `module: NodeNext`).
+ */
+
+/// <reference types="node" />
+
+// ---------------------------------------------------------------------------
+// Records
+// ---------------------------------------------------------------------------
+
+/**
+ * The default record shape: the chat server's `StoredConversation`. Fields the
+ * store does not know are allowed and kept as they are.
+ *
+ * Most apps pass their own type instead, usually by giving a Zod schema as the
+ * `schema` option (the record type is then `z.infer<typeof schema>`).
+ */
+export interface StoredConversation {
+  /** The conversation's public id (a uuid). */
+  externalId: string;
+  /** A live SDK object. Never persisted (see `excludeFields`): absent on records read back. */
+  sdkConversationRef?: unknown;
+  /** The messages. */
+  history: unknown[];
+  /** The owner; the store indexes records by it. Required, non-empty. */
+  userId: string;
+  tenantId: string;
+  /** ISO 8601. */
+  createdAt: string;
+  /** ISO 8601; orders `listByUser` (newest first). Missing means "now" when written. */
+  updatedAt: string;
+  status: string;
+  workflowId?: string;
+  currentStep?: string;
+  stepData?: unknown;
+  metadata?: unknown;
+  /** Any other field is stored and read back unchanged. */
+  [field: string]: unknown;
+}
+
+/**
+ * What every record type must have: a `userId` (the store indexes by it) and,
+ * optionally, an `updatedAt` (an ISO 8601 string, or a `Date`, which JSON
+ * turns into one). A type alias such as `z.infer<typeof Schema>` or an
+ * interface both fit; no index signature is needed.
+ */
+export interface ConversationRecord {
+  userId: string;
+  updatedAt?: string | Date;
+}
+
+/**
+ * The interface the chat server already declares. `RedisStore<T>` and
+ * `MemoryStore<T>` are assignable to it.
+ */
+export interface ConversationStore<T = StoredConversation> {
+  get(id: string): Promise<T | undefined>;
+  set(id: string, conversation: T): Promise<void>;
+  delete(id: string): Promise<void>;
+  /** Newest first, at most the list limit (default 50). */
+  listByUser(userId: string): Promise<T[]>;
+}
+
+// ---------------------------------------------------------------------------
+// Options
+// ---------------------------------------------------------------------------
+
+/** Connection state, read synchronously (e.g. by a `/health` route). */
+export type StoreStatus = 'connecting' | 'ready' | 'reconnecting' | 'closed';
+
+/** Where `[STORE]` lines go. `console` fits; so do pino and winston loggers. */
+export interface StoreLogger {
+  info(message: string): void;
+  warn(message: string): void;
+  error(message: string): void;
+}
+
+/** Anything with `parse(value)` that returns the record or throws, e.g. a Zod schema. */
+export interface RecordSchema<T> {
+  parse(value: unknown): T;
+}
+
+/** TLS material for `rediss://` connections. PEM text, as a string or a Buffer. */
+export interface TlsOptions {
+  /** CA certificate(s), PEM. Default: the system's trusted roots. */
+  ca?: string | Buffer | undefined;
+  /** Client certificate, PEM (mutual TLS). Needs `key`. */
+  cert?: string | Buffer | undefined;
+  /** Client private key, PEM (mutual TLS). Needs `cert`. */
+  key?: string | Buffer | undefined;
+  /** The name the server certificate must carry, when it differs from the URL's host. */
+  servername?: string | undefined;
+}
+
+/** Options both stores take. */
+export interface MemoryStoreOptions<T = StoredConversation> {
+  /** Seconds a record lives after its last write (the user index: this + 3600). Default `86400`. Env: `REDIS_TTL`. */
+  ttlSeconds?: number | undefined;
+  /** Most records `listByUser` returns when no `limit` is given (1–1000). Default `50`. */
+  listLimit?: number | undefined;
+  /** Top-level fields never persisted. Default `['sdkConversationRef']`. Cannot contain `userId` or `updatedAt`. */
+  excludeFields?: readonly string[] | undefined;
+  /** Largest record, in bytes of JSON, `set` accepts. Default `1048576` (1 MiB). */
+  maxRecordBytes?: number | undefined;
+  /** Refresh a record's TTL when it is read. Default `false`. */
+  slidingExpiry?: boolean | undefined;
+  /** Applied to every record read back by `get` and `listByUser` (not to `fields` listings). Default: none. */
+  schema?: RecordSchema<T> | undefined;
+  /** Where `[STORE]` lines go; `null` or `false` silences them. Default `console`. */
+  logger?: StoreLogger | null | false | undefined;
+}
+
+/** Options of `RedisStore`. Every one is checked at construction (`StoreConfigError`). */
+export interface RedisStoreOptions<T = StoredConversation> extends MemoryStoreOptions<T> {
+  /**
+   * `rediss://[user:password@]host[:port][/db]`. Required. Plain `redis://`
+   * is refused unless `allowPlaintext` is `true`. Env: `REDIS_URL`.
+   */
+  url?: string | undefined;
+  /** Every command settles (or rejects with `STORE_TIMEOUT`) within this many ms. Default `5000`. Env: `REDIS_TIMEOUT`. */
+  commandTimeoutMs?: number | undefined;
+  /** Time allowed to open a connection, in ms. Default `5000`. Env: `REDIS_CONNECT_TIMEOUT`. */
+  connectTimeoutMs?: number | undefined;
+  /** TLS material for `rediss://` (CA, client cert and key, server name). Default: system roots, no client cert. */
+  tls?: TlsOptions | undefined;
+  /** Allow plaintext `redis://` URLs (e.g. a local development server). Default `false`. Env: `REDIS_ALLOW_PLAINTEXT`. */
+  allowPlaintext?: boolean | undefined;
+  /** Prepended to every key (`<prefix>conv:<id>`, `<prefix>user:<userId>:conversations`). Default `''`. Env: `REDIS_KEY_PREFIX`. */
+  keyPrefix?: string | undefined;
+  /** First reconnection delay, in ms; later ones double (with jitter). Default `100`. */
+  reconnectMinDelayMs?: number | undefined;
+  /** Longest reconnection delay, in ms. Reconnection never gives up. Default `5000`. */
+  reconnectMaxDelayMs?: number | undefined;
+}
+
+/** Paging and shaping of `listByUser`. */
+export interface ListOptions<T = StoredConversation> {
+  /** Most records to return (1–1000). Default: the store's `listLimit` (50). */
+  limit?: number | undefined;
+  /** Records to skip, newest first. Default `0`. */
+  offset?: number | undefined;
+  /**
+   * Only these top-level fields of each record (a light listing). The schema is
+   * not applied to such partial records, so each field may be missing.
+   */
+  fields?: ReadonlyArray<keyof T & string> | undefined;
+}
+
+// ---------------------------------------------------------------------------
+// Stores
+// ---------------------------------------------------------------------------
+
+declare abstract class StoreBase<T> implements ConversationStore<T> {
+  /**
+   * The record, or `undefined` when it is missing or expired. Rejects with
+   * `StoreDataError` when the stored record is not JSON or the schema rejects it.
+   */
+  get(id: string): Promise<T | undefined>;
+  /**
+   * Writes the record and its user-index entry atomically (fields in
+   * `excludeFields` are dropped). Rejects with `StoreInputError` on bad input,
+   * writing nothing.
+   */
+  set(id: string, conversation: T): Promise<void>;
+  /** Removes the record and its index entry; idempotent. */
+  delete(id: string): Promise<void>;
+  /**
+   * The user's records, newest first by `updatedAt`. Unreadable records are
+   * skipped with a `[STORE]` warning.
+   */
+  listByUser(userId: string, options?: ListOptions<T> & { fields?: undefined }): Promise<T[]>;
+  /** With `fields`: only those fields of each record, unvalidated by the schema. */
+  listByUser<K extends keyof T & string>(
+    userId: string,
+    options: ListOptions<T> & { fields: readonly K[] },
+  ): Promise<Array<Partial<Pick<T, K>>>>;
+  listByUser(userId: string, options?: ListOptions<T>): Promise<Array<T | Partial<T>>>;
+  /** Measures one round trip, in milliseconds. */
+  ping(): Promise<number>;
+  /** Ends the store; later operations reject with `RedisError` `STORE_CLOSED`. */
+  close(): Promise<void>;
+}
+
+/**
+ * The Redis-backed store. Connects in the background at construction; bad
+ * options throw `StoreConfigError` right away.
+ *
+ * @example
+ * const store: ConversationStore = new RedisStore({ url: process.env.REDIS_URL, schema: StoredConversationSchema });
+ */
+export declare class RedisStore<T extends ConversationRecord = StoredConversation> extends StoreBase<T> {
+  constructor(options: RedisStoreOptions<T>);
+  /** `connecting` | `ready` | `reconnecting` | `closed`, read synchronously. */
+  get status(): StoreStatus;
+  /** The Redis URL with any password replaced by `***`. */
+  get redactedUrl(): string;
+  /** One round trip to Redis (`PING`); resolves its duration in milliseconds. */
+  ping(): Promise<number>;
+  /** Ends the connection; the process can then exit. Later calls reject with `STORE_CLOSED`. */
+  close(): Promise<void>;
+}
+
+/** The same contract in process memory (same TTL, index and ordering rules). */
+export declare class MemoryStore<T extends ConversationRecord = StoredConversation> extends StoreBase<T> {
+  constructor(options?: MemoryStoreOptions<T>);
+  /** `ready`, or `closed` after `close()`. */
+  get status(): StoreStatus;
+  /** Resolves `0`. */
+  ping(): Promise<number>;
+  /** Later operations reject with `STORE_CLOSED`. */
+  close(): Promise<void>;
+}
+
+/**
+ * The factory: `REDIS_URL` set → a `RedisStore` configured from `REDIS_URL`,
+ * `REDIS_TTL`, `REDIS_TIMEOUT`, `REDIS_CONNECT_TIMEOUT`, `REDIS_KEY_PREFIX`,
+ * `REDIS_ALLOW_PLAINTEXT` (then `options`, which win); `REDIS_URL` absent → a
+ * `MemoryStore` (with `REDIS_TTL`, then `options`; Redis-only options are then
+ * ignored, `url` included). Logs its choice with the `[STORE]` prefix. A
+ * malformed variable throws `StoreConfigError` naming it.
+ *
+ * @param env Default `process.env`.
+ */
+export declare function createConversationStore<T extends ConversationRecord = StoredConversation>(
+  env?: Readonly<Record<string, string | undefined>> | null,
+  options?: RedisStoreOptions<T>,
+): RedisStore<T> | MemoryStore<T>;
+
+// ---------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------
+
+/** Why Redis failed. */
+export type RedisErrorCode =
+  /** Unreachable: refused, reset, DNS, or still reconnecting. */
+  | 'STORE_UNAVAILABLE'
+  /** No answer within `commandTimeoutMs`. */
+  | 'STORE_TIMEOUT'
+  /** Authentication or authorization refused (password, ACL). */
+  | 'STORE_AUTH'
+  /** The TLS handshake failed (e.g. certificate not trusted). */
+  | 'STORE_TLS'
+  /** Redis answered with an error. */
+  | 'STORE_REPLY'
+  /** The store was closed. */
+  | 'STORE_CLOSED';
+
+/** What was wrong with the caller's input. */
+export type StoreInputErrorCode =
+  | 'STORE_INVALID_ID'
+  | 'STORE_INVALID_USER_ID'
+  | 'STORE_INVALID_UPDATED_AT'
+  | 'STORE_INVALID_RECORD'
+  | 'STORE_RECORD_TOO_LARGE'
+  | 'STORE_INVALID_ARGUMENT';
+
+export type StoreConfigErrorCode = 'STORE_INVALID_CONFIG';
+
+export type StoreDataErrorCode = 'STORE_CORRUPT_RECORD';
+
+/** Any `code` the store's errors carry. */
+export type StoreErrorCode = RedisErrorCode | StoreInputErrorCode | StoreConfigErrorCode | StoreDataErrorCode;
+
+/** Redis was unreachable, slow, refused TLS or auth, or answered an error (answer 503). */
+export declare class RedisError extends Error {
+  constructor(code: RedisErrorCode, message: string, options?: { cause?: unknown });
+  name: 'RedisError';
+  code: RedisErrorCode;
+}
+
+/** The caller passed bad input; nothing was written (answer 4xx). */
+export declare class StoreInputError extends TypeError {
+  constructor(code: StoreInputErrorCode, message: string, options?: { cause?: unknown });
+  name: 'StoreInputError';
+  code: StoreInputErrorCode;
+}
+
+/** The store was configured wrongly; thrown at construction. */
+export declare class StoreConfigError extends TypeError {
+  constructor(code: StoreConfigErrorCode, message: string, options?: { cause?: unknown });
+  name: 'StoreConfigError';
+  code: StoreConfigErrorCode;
+}
+
+/** A stored record could not be read back (not JSON, or the schema rejected it); the message names the id. */
+export declare class StoreDataError extends Error {
+  constructor(code: StoreDataErrorCode, message: string, options?: { cause?: unknown });
+  name: 'StoreDataError';
+  code: StoreDataErrorCode;
+}
+
+/**
+ * The chat server's own check: true for store-unavailable failures (answer
+ * 503) — any `Error` named `RedisError` (or an ioredis error name), or whose
+ * message names a network errno (`ECONNREFUSED`, `ETIMEDOUT`, ...).
+ *
+ * The guard narrows to `RedisError`, the only such error this package throws;
+ * an ioredis error that also matches has no `code` of this package's union.
+ */
+export declare function isRedisError(err: unknown): err is RedisError;
+
+// Only the declarations marked `export` above are part of the module.
+export {};
