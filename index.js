@@ -62,6 +62,19 @@ function shapeError(err, fallback = StoreInputError, fallbackCode = 'STORE_INVAL
   return shaped;
 }
 
+/**
+ * A value napi could not even convert (a function, a symbol, NaN...) in
+ * place of the id or userId: name the argument, as the store does for the
+ * other wrong types.
+ */
+function argumentError(method, first, err) {
+  const shaped = shapeError(err);
+  if (shaped.code !== 'STORE_INVALID_ARGUMENT' || typeof first === 'string') return shaped;
+  const [name, code] = method === 'listByUser' ? ['userId', 'STORE_INVALID_USER_ID'] : ['id', 'STORE_INVALID_ID'];
+  const got = first === null ? 'null' : typeof first;
+  return new StoreInputError(code, `${name} must be a non-empty string, got ${got}`, { cause: err });
+}
+
 const REDIS_ERROR_NAMES = new Set([
   'RedisError',
   'ReplyError',
@@ -184,7 +197,7 @@ class StoreBase {
     try {
       pending = this.#native[method](...args);
     } catch (err) {
-      throw shapeError(err);
+      throw argumentError(method, args[0], err);
     }
     try {
       return await pending;

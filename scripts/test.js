@@ -16,8 +16,9 @@ function run(command, args, env = process.env) {
   if (result.status !== 0) process.exit(result.status ?? 1);
 }
 
-for (const tool of ['redis-server', 'redis-cli', 'openssl']) {
-  const probe = spawnSync(tool, ['--version'], { stdio: 'ignore' });
+const probes = { 'redis-server': ['--version'], 'redis-cli': ['--version'], openssl: ['version'] };
+for (const [tool, args] of Object.entries(probes)) {
+  const probe = spawnSync(tool, args, { stdio: 'ignore' });
   if (probe.error || probe.status !== 0) {
     console.error(
       `\n[redis-conversation-store] the tests need ${tool} (they start their own throwaway servers).\n` +

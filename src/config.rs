@@ -64,6 +64,10 @@ pub struct RedisOptions {
     pub sliding_expiry: Option<bool>,
     pub reconnect_min_delay_ms: Option<f64>,
     pub reconnect_max_delay_ms: Option<f64>,
+    /// Treat `url` as a seed node of a Redis Cluster.
+    pub cluster: Option<bool>,
+    /// More seed nodes of the cluster (same scheme and credentials as `url`).
+    pub cluster_nodes: Option<Vec<String>>,
 }
 
 /// What both stores need to know about records and their lifetime.
@@ -175,6 +179,8 @@ pub struct RedisConfig {
     pub keys: KeyLayout,
     pub policy: RecordPolicy,
     pub backoff: Backoff,
+    /// Seed node URLs when talking to a Redis Cluster; `None` for one server.
+    pub cluster_seeds: Option<Vec<String>>,
 }
 
 impl RedisConfig {
@@ -218,6 +224,13 @@ impl RedisConfig {
                 "reconnectMaxDelayMs ({max_delay}) must not be below reconnectMinDelayMs ({min_delay})"
             )));
         }
+        let cluster_seeds = cluster_seeds(&url, options.cluster, options.cluster_nodes, allow_plaintext)?;
+        if cluster_seeds.is_some() && tls.as_ref().is_some_and(|tls| tls.servername.is_some()) {
+            return Err(config_error(
+                "tls.servername is not supported with cluster: true (each node is reached by the name it announces)"
+                    .to_owned(),
+            ));
+        }
         let key_prefix = options.key_prefix.unwrap_or_default();
         if key_prefix.len() > 256 {
             return Err(config_error("keyPrefix must be at most 256 bytes".to_owned()));
@@ -252,8 +265,36 @@ impl RedisConfig {
                 min_delay: Duration::from_millis(min_delay),
                 max_delay: Duration::from_millis(max_delay),
             },
+            cluster_seeds,
         })
     }
+}
+
+/// The seed URLs of a cluster, each checked like `url` and with its scheme.
+fn cluster_seeds(
+    url: &str,
+    cluster: Option<bool>,
+    nodes: Option<Vec<String>>,
+    allow_plaintext: bool,
+) -> StoreResult<Option<Vec<String>>> {
+    if !cluster.unwrap_or(false) {
+        if nodes.is_some_and(|nodes| !nodes.is_empty()) {
+            return Err(config_error("clusterNodes needs cluster: true".to_owned()));
+        }
+        return Ok(None);
+    }
+    let scheme = check_url("url", url, allow_plaintext)?.scheme;
+    let mut seeds = vec![url.to_owned()];
+    for (index, node) in nodes.unwrap_or_default().into_iter().enumerate() {
+        let label = format!("clusterNodes[{index}]");
+        if check_url(&label, &node, allow_plaintext)?.scheme != scheme {
+            return Err(config_error(format!(
+                "{label} must use the same scheme as url ({scheme}://)"
+            )));
+        }
+        seeds.push(node);
+    }
+    Ok(Some(seeds))
 }
 
 fn config_error(message: String) -> StoreError {
@@ -375,6 +416,8 @@ pub struct StoreEnv {
     pub redis_key_prefix: Option<String>,
     #[napi(js_name = "REDIS_ALLOW_PLAINTEXT")]
     pub redis_allow_plaintext: Option<String>,
+    #[napi(js_name = "REDIS_CLUSTER")]
+    pub redis_cluster: Option<String>,
 }
 
 /// Reads the environment into store options, naming the variable in every
@@ -389,19 +432,27 @@ pub fn options_from_env(env: StoreEnv) -> StoreResult<RedisOptions> {
             ..RedisOptions::default()
         });
     };
-    let allow_plaintext = match present(env.redis_allow_plaintext).as_deref().map(str::trim) {
-        None => false,
-        Some("1" | "true" | "yes") => true,
-        Some("0" | "false" | "no") => false,
-        Some(other) => {
-            return Err(config_error(format!(
-                "REDIS_ALLOW_PLAINTEXT must be true or false, got {other:?}"
-            )))
-        }
+    let allow_plaintext = env_flag("REDIS_ALLOW_PLAINTEXT", present(env.redis_allow_plaintext))?;
+    let cluster = env_flag("REDIS_CLUSTER", present(env.redis_cluster))?;
+    // In cluster mode REDIS_URL may list several seed nodes, comma-separated.
+    let mut urls: Vec<&str> = if cluster {
+        url.split(',').map(str::trim).collect()
+    } else {
+        vec![url.trim()]
     };
-    check_url("REDIS_URL", url.trim(), allow_plaintext)?;
+    for (index, seed) in urls.iter().enumerate() {
+        let label = if urls.len() > 1 {
+            format!("REDIS_URL (seed {})", index + 1)
+        } else {
+            "REDIS_URL".to_owned()
+        };
+        check_url(&label, seed, allow_plaintext)?;
+    }
+    let first = urls.remove(0).to_owned();
     Ok(RedisOptions {
-        url: Some(url.trim().to_owned()),
+        url: Some(first),
+        cluster: Some(cluster),
+        cluster_nodes: Some(urls.into_iter().map(str::to_owned).collect()),
         ttl_seconds: ttl,
         command_timeout_ms: env_number("REDIS_TIMEOUT", present(env.redis_timeout), 1, 600_000)?,
         connect_timeout_ms: env_number("REDIS_CONNECT_TIMEOUT", present(env.redis_connect_timeout), 1, 600_000)?,
@@ -409,6 +460,15 @@ pub fn options_from_env(env: StoreEnv) -> StoreResult<RedisOptions> {
         allow_plaintext: Some(allow_plaintext),
         ..RedisOptions::default()
     })
+}
+
+fn env_flag(name: &str, value: Option<String>) -> StoreResult<bool> {
+    match value.as_deref().map(str::trim) {
+        None => Ok(false),
+        Some("1" | "true" | "yes") => Ok(true),
+        Some("0" | "false" | "no") => Ok(false),
+        Some(other) => Err(config_error(format!("{name} must be true or false, got {other:?}"))),
+    }
 }
 
 fn env_number(name: &str, value: Option<String>, min: u64, max: u64) -> StoreResult<Option<f64>> {

@@ -15,14 +15,23 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::MultiplexedConnection;
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
 use redis::io::AsyncDNSResolver;
-use redis::{AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo, ProtocolVersion, PushKind};
+use redis::{
+    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Pipeline, ProtocolVersion,
+    PushKind, RedisFuture, Value,
+};
 use tokio::sync::{mpsc, watch, Notify};
 
 use crate::config::{RedisConfig, TlsMaterial};
 use crate::error::{StoreError, StoreResult};
 use crate::logger::Logger;
+
+const CLUSTER_RETRIES: u32 = 3;
+const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 50;
+const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 250;
 
 /// What `/health` reads, synchronously.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,10 +55,55 @@ impl Status {
     }
 }
 
+/// A live connection: to one server, or to a cluster (which routes each
+/// command to the node owning its key and follows failovers by itself).
+#[derive(Clone)]
+pub enum Connection {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_command(cmd),
+            Connection::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(connection) => connection.req_packed_commands(pipeline, offset, count),
+            Connection::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(connection) => connection.get_db(),
+            Connection::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
+/// Where the link connects to, built once from the configuration.
+enum Target {
+    Single {
+        client: Client,
+        servername_pin: Option<Arc<PinnedHost>>,
+    },
+    Cluster(ClusterClient),
+}
+
 #[derive(Clone)]
 struct LinkState {
     status: Status,
-    connection: Option<MultiplexedConnection>,
+    connection: Option<Connection>,
     /// A connection attempt is under way: operations may wait for it.
     attempting: bool,
     /// Why the last attempt failed, given to operations that fail fast.
@@ -58,8 +112,7 @@ struct LinkState {
 }
 
 struct LinkInner {
-    client: Client,
-    servername_pin: Option<Arc<PinnedHost>>,
+    target: Target,
     redacted_url: String,
     command_timeout: Duration,
     connect_timeout: Duration,
@@ -81,7 +134,7 @@ pub struct Link {
 impl Link {
     /// Builds the client (no I/O) and starts the supervisor on the napi runtime.
     pub fn start(config: &RedisConfig, logger: Logger, scripts: Vec<redis::Script>) -> StoreResult<Link> {
-        let (client, servername_pin) = build_client(config)?;
+        let target = build_target(config)?;
         let (state, _) = watch::channel(LinkState {
             status: Status::Connecting,
             connection: None,
@@ -91,8 +144,7 @@ impl Link {
         });
         let link = Link {
             inner: Arc::new(LinkInner {
-                client,
-                servername_pin,
+                target,
                 redacted_url: config.redacted_url.clone(),
                 command_timeout: config.command_timeout,
                 connect_timeout: config.connect_timeout,
@@ -121,6 +173,10 @@ impl Link {
         &self.inner.redacted_url
     }
 
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.inner.target, Target::Cluster(_))
+    }
+
     /// Stops reconnecting, drops the connection and settles every waiting
     /// operation with `STORE_CLOSED`. Idempotent.
     pub fn close(&self) {
@@ -143,7 +199,7 @@ impl Link {
     /// timeout counted from now, settling early with `STORE_CLOSED` on close.
     pub async fn run<T, F, Fut>(&self, what: &str, operation: F) -> StoreResult<T>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
     {
         let deadline = tokio::time::Instant::now() + self.inner.command_timeout;
@@ -175,7 +231,7 @@ impl Link {
 
     /// The live connection; waits (until `deadline`) only while an attempt to
     /// connect is under way, and fails at once while backing off.
-    async fn ready_connection(&self, what: &str, deadline: tokio::time::Instant) -> StoreResult<MultiplexedConnection> {
+    async fn ready_connection(&self, what: &str, deadline: tokio::time::Instant) -> StoreResult<Connection> {
         let mut state = self.inner.state.subscribe();
         loop {
             {
@@ -329,20 +385,21 @@ impl Link {
         }
     }
 
-    async fn connect(&self, push_sender: mpsc::UnboundedSender<redis::PushInfo>) -> StoreResult<MultiplexedConnection> {
-        let mut config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.inner.connect_timeout))
-            .set_response_timeout(None)
-            .set_push_sender(push_sender);
-        if let Some(pin) = &self.inner.servername_pin {
-            config = config.set_dns_resolver(PinnedHostResolver(pin.clone()));
-        }
+    async fn connect(&self, push_sender: mpsc::UnboundedSender<redis::PushInfo>) -> StoreResult<Connection> {
         let attempt = async {
-            let mut connection = self
-                .inner
-                .client
-                .get_multiplexed_async_connection_with_config(&config)
-                .await?;
+            let mut connection = match &self.inner.target {
+                Target::Single { client, servername_pin } => {
+                    let mut config = AsyncConnectionConfig::new()
+                        .set_connection_timeout(Some(self.inner.connect_timeout))
+                        .set_response_timeout(None)
+                        .set_push_sender(push_sender);
+                    if let Some(pin) = servername_pin {
+                        config = config.set_dns_resolver(PinnedHostResolver(pin.clone()));
+                    }
+                    Connection::Single(client.get_multiplexed_async_connection_with_config(&config).await?)
+                }
+                Target::Cluster(client) => Connection::Cluster(client.get_async_connection().await?),
+            };
             for script in &self.inner.scripts {
                 script.load_async(&mut connection).await?;
             }
@@ -362,10 +419,16 @@ impl Link {
     /// Waits until the connection is lost (returns why) or the link is closed (`None`).
     async fn watch(
         &self,
-        mut connection: MultiplexedConnection,
+        mut connection: Connection,
         pushes: &mut mpsc::UnboundedReceiver<redis::PushInfo>,
     ) -> Option<String> {
         let mut closed = self.inner.state.subscribe();
+        if self.is_cluster() {
+            // A cluster connection reconnects to each node and follows
+            // failovers itself; probing it as a whole would only get in the way.
+            until_closed(&mut closed).await;
+            return None;
+        }
         loop {
             tokio::select! {
                 push = pushes.recv() => match push {
@@ -438,24 +501,58 @@ impl AsyncDNSResolver for PinnedHostResolver {
     }
 }
 
-fn build_client(config: &RedisConfig) -> StoreResult<(Client, Option<Arc<PinnedHost>>)> {
+fn build_target(config: &RedisConfig) -> StoreResult<Target> {
     let invalid =
         |err: redis::RedisError| StoreError::Config(format!("url {} is not usable: {err}", config.redacted_url));
-    let info = config.url.as_str().into_connection_info().map_err(invalid)?;
-    // RESP3 lets the connection report its own loss (a disconnection push).
-    let redis_settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
-    let mut info = info.set_redis_settings(redis_settings);
-    let Some(TlsMaterial {
-        ca,
-        client_cert_and_key,
-        servername,
-    }) = &config.tls
-    else {
-        return Ok((Client::open(info).map_err(invalid)?, None));
+    let connection_info = |url: &str| -> StoreResult<ConnectionInfo> {
+        let info = url.into_connection_info().map_err(invalid)?;
+        // RESP3 lets a single-server connection report its own loss (a disconnection push).
+        let redis_settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+        Ok(info.set_redis_settings(redis_settings))
     };
-    let mut pin = None;
-    if let (Some(servername), ConnectionAddr::TcpTls { host, port, .. }) = (servername, info.addr().clone()) {
-        pin = Some(Arc::new(PinnedHost {
+    let certificates = |tls: &TlsMaterial| redis::TlsCertificates {
+        client_tls: tls
+            .client_cert_and_key
+            .as_ref()
+            .map(|(cert, key)| redis::ClientTlsConfig {
+                client_cert: cert.clone(),
+                client_key: key.clone(),
+            }),
+        root_cert: tls.ca.clone(),
+    };
+    if let Some(seeds) = &config.cluster_seeds {
+        let nodes = seeds
+            .iter()
+            .map(|url| connection_info(url))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let mut builder = ClusterClientBuilder::new(nodes)
+            .use_protocol(ProtocolVersion::RESP3)
+            .connection_timeout(config.connect_timeout)
+            .response_timeout(config.command_timeout)
+            // Few, short retries: a request for a dead primary's slots must not
+            // keep the client busy refreshing slots (which holds back requests
+            // for healthy nodes) long after our command timeout gave up on it.
+            .retries(CLUSTER_RETRIES)
+            .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
+            .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS);
+        if let Some(tls) = &config.tls {
+            builder = builder.certs(certificates(tls));
+        }
+        let client = builder
+            .build()
+            .map_err(|err| StoreError::Config(format!("cluster configuration is not usable: {err}")))?;
+        return Ok(Target::Cluster(client));
+    }
+    let mut info = connection_info(&config.url)?;
+    let Some(tls) = &config.tls else {
+        return Ok(Target::Single {
+            client: Client::open(info).map_err(invalid)?,
+            servername_pin: None,
+        });
+    };
+    let mut servername_pin = None;
+    if let (Some(servername), ConnectionAddr::TcpTls { host, port, .. }) = (&tls.servername, info.addr().clone()) {
+        servername_pin = Some(Arc::new(PinnedHost {
             servername: servername.clone(),
             target: host,
         }));
@@ -466,14 +563,7 @@ fn build_client(config: &RedisConfig) -> StoreResult<(Client, Option<Arc<PinnedH
             tls_params: None,
         });
     }
-    let certificates = redis::TlsCertificates {
-        client_tls: client_cert_and_key.as_ref().map(|(cert, key)| redis::ClientTlsConfig {
-            client_cert: cert.clone(),
-            client_key: key.clone(),
-        }),
-        root_cert: ca.clone(),
-    };
-    let client = Client::build_with_tls(info, certificates)
+    let client = Client::build_with_tls(info, certificates(tls))
         .map_err(|err| StoreError::Config(format!("TLS material is not usable: {err}")))?;
-    Ok((client, pin))
+    Ok(Target::Single { client, servername_pin })
 }

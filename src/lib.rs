@@ -7,6 +7,7 @@
 //! `binding` (the napi classes).
 
 pub mod binding;
+pub mod cluster_store;
 pub mod config;
 pub mod connection;
 pub mod error;

@@ -134,15 +134,10 @@ impl MemoryStoreCore {
         let prepared = record::prepare_record(id, json, &self.policy.rules, now_ms())?;
         let now = Instant::now();
         let mut data = self.data();
-        let in_new_index = data
-            .live_index(&prepared.user_id, now)
-            .is_some_and(|index| index.scores.contains_key(id));
-        if !in_new_index {
-            let previous = data.live_record(id, now).map(|record| record.owner.clone());
-            if let Some(previous) = previous.filter(|owner| *owner != prepared.user_id) {
-                if let Some(index) = data.live_index(&previous, now) {
-                    index.remove(id);
-                }
+        let previous = data.live_record(id, now).map(|record| record.owner.clone());
+        if let Some(previous) = previous.filter(|owner| *owner != prepared.user_id) {
+            if let Some(index) = data.live_index(&previous, now) {
+                index.remove(id);
             }
         }
         data.records.insert(

@@ -129,8 +129,35 @@ fn remove_members(json: &str, members: &[Member<'_>], removed: &[std::ops::Range
     format!("{{{}}}", kept.join(","))
 }
 
+/// `Date.parse(updatedAt)` of a stored record, if it has a readable one.
+pub fn updated_at_ms(json: &str) -> Option<i64> {
+    object_members(json)
+        .ok()?
+        .iter()
+        .find(|member| member.key_is("updatedAt"))
+        .and_then(Member::string_value)
+        .and_then(|text| parse_iso_date_ms(&text))
+}
+
 /// The `userId` of a stored record, if it has a string one.
+///
+/// Fast path: in JSON as `JSON.stringify` writes it, a key cannot appear
+/// unescaped inside a string, so a single `"userId":"` in the whole text is
+/// the top-level member (SIMD search, no parse). Anything else is scanned.
 pub fn owner_of(json: &str) -> Option<String> {
+    const KEY: &[u8] = b"\"userId\":";
+    let finder = memchr::memmem::Finder::new(KEY);
+    let mut hits = finder.find_iter(json.as_bytes());
+    if let (Some(at), None) = (hits.next(), hits.next()) {
+        let value = &json[at + KEY.len()..];
+        if let Some(body) = value.strip_prefix('"') {
+            if let Some(end) = memchr::memchr2(b'"', b'\\', body.as_bytes()) {
+                if body.as_bytes()[end] == b'"' {
+                    return Some(body[..end].to_owned());
+                }
+            }
+        }
+    }
     object_members(json)
         .ok()?
         .iter()
@@ -418,6 +445,9 @@ mod tests {
     fn finds_the_owner_and_projects_fields() {
         let json = r#"{"history":[{"userId":"nested"}],"userId":"top","title":"t"}"#;
         assert_eq!(owner_of(json).as_deref(), Some("top"));
+        assert_eq!(owner_of(r#"{"a":1,"userId":"only"}"#).as_deref(), Some("only"));
+        assert_eq!(owner_of(r#"{"userId":"we\"ird"}"#).as_deref(), Some("we\"ird"));
+        assert_eq!(owner_of(r#"{"userId": "spaced"}"#).as_deref(), Some("spaced"));
         assert_eq!(owner_of("not json"), None);
         let fields = vec!["title".to_string(), "userId".to_string()];
         assert_eq!(

@@ -1,5 +1,6 @@
 //! The store operations on one Redis server: each is one script (one atomic
-//! step, one round trip) run through the supervised [`Link`].
+//! step, one round trip) run through the supervised [`Link`]. On a cluster
+//! the same operations run as ordered single-slot steps (`cluster_store.rs`).
 
 use crate::config::{RecordPolicy, RedisConfig};
 use crate::connection::{Link, Status};
@@ -10,10 +11,10 @@ use crate::record::{self, ListQuery};
 use crate::scripts;
 
 pub struct RedisStoreCore {
-    link: Link,
-    keys: KeyLayout,
-    policy: RecordPolicy,
-    logger: Logger,
+    pub(crate) link: Link,
+    pub(crate) keys: KeyLayout,
+    pub(crate) policy: RecordPolicy,
+    pub(crate) logger: Logger,
 }
 
 impl RedisStoreCore {
@@ -49,6 +50,9 @@ impl RedisStoreCore {
 
     pub async fn get(&self, id: &str) -> StoreResult<Option<String>> {
         record::validate_id(id)?;
+        if self.link.is_cluster() {
+            return self.cluster_get(id).await;
+        }
         let key = self.keys.record(id);
         let what = format!("GET {key}");
         if self.policy.sliding_expiry {
@@ -77,6 +81,9 @@ impl RedisStoreCore {
 
     pub async fn set(&self, id: &str, json: String) -> StoreResult<()> {
         let record = record::prepare_record(id, json, &self.policy.rules, now_ms())?;
+        if self.link.is_cluster() {
+            return self.cluster_set(id, record).await;
+        }
         let key = self.keys.record(id);
         let index = self.keys.user_index(&record.user_id);
         let what = format!("SET {key}");
@@ -101,6 +108,9 @@ impl RedisStoreCore {
 
     pub async fn delete(&self, id: &str) -> StoreResult<()> {
         record::validate_id(id)?;
+        if self.link.is_cluster() {
+            return self.cluster_delete(id).await;
+        }
         let key = self.keys.record(id);
         let what = format!("DEL {key}");
         self.link
@@ -120,49 +130,50 @@ impl RedisStoreCore {
     /// with `fields`, an object of just those fields.
     pub async fn list_by_user(&self, user_id: &str, query: ListQuery) -> StoreResult<Vec<String>> {
         record::validate_user_id(user_id)?;
-        let index = self.keys.user_index(user_id);
-        let what = format!("LIST {index}");
-        let found: Vec<String> = self
-            .link
-            .run(&what, |mut connection| {
-                let index = index.clone();
-                async move {
-                    scripts::LIST_SCRIPT
-                        .key(&index)
-                        .arg(self.keys.prefix())
-                        .arg(query.offset)
-                        .arg(query.limit)
-                        .invoke_async(&mut connection)
-                        .await
-                }
-            })
-            .await?;
-        let mut listed = Vec::with_capacity(found.len());
-        let mut foreign = Vec::new();
-        for pair in found.chunks_exact(2) {
-            let (id, json) = (&pair[0], &pair[1]);
-            match record::owner_of(json) {
-                Some(owner) if owner != user_id => {
-                    foreign.push(id.clone());
-                    continue;
-                }
-                _ => {}
-            }
-            let shaped = match &query.fields {
-                None => json.clone(),
-                Some(fields) => match record::project_fields(id, json, fields) {
-                    Ok(projection) => projection,
-                    // Unreadable records go to JS whole, which skips them with a warning.
-                    Err(_) => json.clone(),
-                },
-            };
-            listed.push(id.clone());
-            listed.push(shaped);
+        if self.link.is_cluster() {
+            return self.cluster_list_by_user(user_id, &query).await;
         }
-        if !foreign.is_empty() {
-            self.prune_foreign(&index, user_id, foreign).await;
+        let index = self.keys.user_index(user_id);
+        let needle = format!("\"userId\":{}", serde_json::Value::from(user_id));
+        // The script drops records of other users itself; the strict check
+        // here catches the rare one it let through (a nested "userId" equal
+        // to this user's). Then the page is short: prune and read it again.
+        let mut listed = Vec::new();
+        for _pass in 0..2 {
+            let found = self.list_script(&index, user_id, &needle, &query).await?;
+            let mut values = found.into_iter();
+            let rows = std::iter::from_fn(|| Some((values.next()?, values.next()?, ())));
+            let (page, foreign) = shape_listing(user_id, &query, rows);
+            listed = page;
+            if foreign.is_empty() {
+                break;
+            }
+            self.prune_foreign(&index, user_id, foreign.into_iter().map(|(id, ())| id).collect())
+                .await;
         }
         Ok(listed)
+    }
+
+    async fn list_script(
+        &self,
+        index: &str,
+        user_id: &str,
+        needle: &str,
+        query: &ListQuery,
+    ) -> StoreResult<Vec<String>> {
+        self.link
+            .run(&format!("LIST {index}"), |mut connection| async move {
+                scripts::LIST_SCRIPT
+                    .key(index)
+                    .arg(self.keys.prefix())
+                    .arg(query.offset)
+                    .arg(query.limit)
+                    .arg(user_id)
+                    .arg(needle)
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await
     }
 
     /// Second round trip, only when an index held another user's ids (left
@@ -190,6 +201,32 @@ impl RedisStoreCore {
             self.logger.warn(format!("pruning {index} failed: {err}"));
         }
     }
+}
+
+/// Turns `(id, json, tag)` rows (newest first) into the `id, json, ...` list
+/// handed to JS, projecting `fields`; rows owned by another user are left out
+/// and returned (with their tag) for pruning.
+pub(crate) fn shape_listing<T>(
+    user_id: &str,
+    query: &ListQuery,
+    rows: impl Iterator<Item = (String, String, T)>,
+) -> (Vec<String>, Vec<(String, T)>) {
+    let mut listed = Vec::new();
+    let mut foreign = Vec::new();
+    for (id, json, tag) in rows {
+        if record::owner_of(&json).is_some_and(|owner| owner != user_id) {
+            foreign.push((id, tag));
+            continue;
+        }
+        let shaped = match &query.fields {
+            // Unreadable records go to JS whole, which skips them with a warning.
+            Some(fields) => record::project_fields(&id, &json, fields).unwrap_or(json),
+            None => json,
+        };
+        listed.push(id);
+        listed.push(shaped);
+    }
+    (listed, foreign)
 }
 
 pub fn now_ms() -> i64 {

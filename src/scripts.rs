@@ -34,13 +34,11 @@ end
 /// Writes record, index entry and both TTLs; when the record belonged to
 /// another user, its id leaves that user's index in the same step.
 const SET: &str = r#"
-if not redis.call('ZSCORE', KEYS[2], ARGV[5]) then
-  local old = redis.call('GET', KEYS[1])
-  if old then
-    local previous = owner_of(old)
-    if previous and previous ~= ARGV[6] then
-      redis.call('ZREM', index_key(ARGV[7], previous), ARGV[5])
-    end
+local old = redis.call('GET', KEYS[1])
+if old then
+  local previous = owner_of(old)
+  if previous and previous ~= ARGV[6] then
+    redis.call('ZREM', index_key(ARGV[7], previous), ARGV[5])
   end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
@@ -70,15 +68,19 @@ end
 return value
 "#;
 
-/// KEYS: index. ARGV: prefix, offset, limit.
+/// KEYS: index. ARGV: prefix, offset, limit, userId, needle (`"userId":`
+/// followed by the JSON-quoted userId).
 /// Returns `id, json, id, json, ...` newest first, skipping `offset` live
-/// records; ids whose record expired are pruned from the index on the way.
+/// records. Ids whose record expired, or whose record belongs to another
+/// user (left by an older writer), are pruned from the index on the way. A
+/// record that holds the needle is taken as the user's without decoding it
+/// (the caller double-checks); one that does not is decoded to be sure.
 const LIST: &str = r#"
-local prefix, offset, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local prefix, offset, limit, user, needle = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
 local wanted = offset + limit
 local batch = math.min(wanted, 500)
 local found, live, cursor = {}, 0, 0
-local expired = {}
+local stale = {}
 while live < wanted do
   local ids = redis.call('ZREVRANGE', KEYS[1], cursor, cursor + batch - 1)
   if #ids == 0 then break end
@@ -87,20 +89,27 @@ while live < wanted do
   for i = 1, #ids do keys[i] = prefix .. 'conv:' .. ids[i] end
   local values = redis.call('MGET', unpack(keys))
   for i = 1, #ids do
-    if values[i] then
+    local foreign = false
+    if values[i] and not string.find(values[i], needle, 1, true) then
+      local owner = owner_of(values[i])
+      foreign = owner ~= nil and owner ~= user
+    end
+    if foreign then
+      stale[#stale + 1] = ids[i]
+    elseif values[i] then
       live = live + 1
       if live > offset and live <= wanted then
         found[#found + 1] = ids[i]
         found[#found + 1] = values[i]
       end
     else
-      expired[#expired + 1] = ids[i]
+      stale[#stale + 1] = ids[i]
     end
   end
   if #ids < batch then break end
 end
-for i = 1, #expired, 500 do
-  redis.call('ZREM', KEYS[1], unpack(expired, i, math.min(i + 499, #expired)))
+for i = 1, #stale, 500 do
+  redis.call('ZREM', KEYS[1], unpack(stale, i, math.min(i + 499, #stale)))
 end
 return found
 "#;
@@ -119,6 +128,25 @@ end
 return removed
 "#;
 
+/// Cluster step 1 of `set`. KEYS: record. ARGV: json, ttl.
+/// Writes the record and returns its previous owner (or nil).
+const CLUSTER_SET_RECORD: &str = r#"
+local old = redis.call('GET', KEYS[1])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if old then return owner_of(old) end
+return nil
+"#;
+
+/// KEYS: index. ARGV: id, score. Removes the id only while its score is the
+/// one the caller saw, so an entry a concurrent `set` just wrote survives.
+const REMOVE_IF_SCORE: &str = r#"
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) == tonumber(ARGV[2]) then
+  return redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return 0
+"#;
+
 fn with_helpers(body: &str) -> Script {
     Script::new(&format!("{OWNER_OF}{body}"))
 }
@@ -126,8 +154,10 @@ fn with_helpers(body: &str) -> Script {
 pub static SET_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(SET));
 pub static DELETE_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(DELETE));
 pub static GET_SLIDING_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(GET_SLIDING));
-pub static LIST_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(LIST));
+pub static LIST_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(LIST));
 pub static PRUNE_FOREIGN_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(PRUNE_FOREIGN));
+pub static CLUSTER_SET_RECORD_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(CLUSTER_SET_RECORD));
+pub static REMOVE_IF_SCORE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REMOVE_IF_SCORE));
 
 /// Every script, loaded on each new connection so that calls never pay (or
 /// reorder behind) a NOSCRIPT retry after a server restart.

@@ -623,6 +623,8 @@ class RedisServer {
  * @param {{ name: string, password: string }} [opts.aclUser] an ACL user with `~* &* +@all`;
  *   the handle's url and cli() authenticate as this user
  * @param {boolean | { requireClientCert?: boolean }} [opts.tls] serve TLS only (fresh CA per server)
+ * @param {object} [opts.certs] with `tls`: TLS material from `generateCerts()` to use instead of a
+ *   fresh CA per server (e.g. one CA shared by every node of a cluster)
  * @param {number} [opts.port] default: a free port
  * @param {string[]} [opts.extraArgs] more redis-server arguments, appended last
  * @returns {Promise<RedisServer>}
@@ -634,7 +636,7 @@ async function startRedis(opts = {}) {
   if (options.port === FORBIDDEN_PORT) throw new Error('refusing to start a test server on port 6379');
 
   const dir = makeTmpDir('rcs-redis-');
-  const tlsMaterial = options.tls ? generateCerts(path.join(dir, 'tls')) : null;
+  const tlsMaterial = options.tls ? (options.certs ?? generateCerts(path.join(dir, 'tls'))) : null;
 
   for (let attempt = 1; ; attempt++) {
     const port = options.port ?? (await freePort());

@@ -1,0 +1,142 @@
+'use strict';
+// The results as a terminal table, a markdown page and a JSON document.
+
+const OP_LABELS = {
+  set: 'set',
+  get: 'get',
+  list: 'listByUser',
+  listFields: 'listByUser fields*',
+  delete: 'delete',
+};
+
+const fmt = {
+  rate: (v) => (Number.isFinite(v) ? Math.round(v).toString() : '–'),
+  ms: (v) => (!Number.isFinite(v) ? '–' : v >= 10 ? v.toFixed(1) : v >= 1 ? v.toFixed(2) : v.toFixed(3)),
+  us: (v) => (!Number.isFinite(v) ? '–' : v >= 100 ? v.toFixed(0) : v.toFixed(1)),
+  ratio: (v) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '–'),
+};
+
+const SHORT_TARGET = { throughput: 'thr', 'main-thread': 'cpu', p99: 'p99', 'vs redis-benchmark': 'ceil' };
+
+function targetMarks(targets) {
+  return targets.map((t) => `${SHORT_TARGET[t.name]} ${t.pass ? 'PASS' : 'FAIL'}`).join(', ');
+}
+
+const COLUMNS = [
+  ['operation', (c) => OP_LABELS[c.op]],
+  ['size', (c) => c.size],
+  ['c', (c) => String(c.concurrency)],
+  ['ops/s ours', (c) => fmt.rate(c.ours.opsPerSec)],
+  ['ops/s ioredis', (c) => fmt.rate(c.ioredis.opsPerSec)],
+  ['ops/s ratio', (c) => fmt.ratio(c.ratios.opsPerSec)],
+  ['p50 ms ours', (c) => fmt.ms(c.ours.p50Ms)],
+  ['p50 ms ioredis', (c) => fmt.ms(c.ioredis.p50Ms)],
+  ['p99 ms ours', (c) => fmt.ms(c.ours.p99Ms)],
+  ['p99 ms ioredis', (c) => fmt.ms(c.ioredis.p99Ms)],
+  ['p99 ratio', (c) => fmt.ratio(c.ratios.p99Ms)],
+  ['main µs/op ours', (c) => fmt.us(c.ours.busyUsPerOp)],
+  ['main µs/op ioredis', (c) => fmt.us(c.ioredis.busyUsPerOp)],
+  ['main ratio', (c) => fmt.ratio(c.ratios.busyUsPerOp)],
+  ['JSON floor µs', (c) => (c.floorUs == null ? '–' : fmt.us(c.floorUs))],
+  ['targets', (c) => targetMarks(c.targets)],
+];
+
+/** CPU time per operation: what the event-loop figure cannot tell apart (work vs. waiting for a core). */
+const CPU_COLUMNS = [
+  ['operation', (c) => OP_LABELS[c.op]],
+  ['size', (c) => c.size],
+  ['c', (c) => String(c.concurrency)],
+  ['main busy µs/op ours', (c) => fmt.us(c.ours.busyUsPerOp)],
+  ['main CPU µs/op ours', (c) => fmt.us(c.ours.mainCpuUsPerOp)],
+  ['main busy µs/op ioredis', (c) => fmt.us(c.ioredis.busyUsPerOp)],
+  ['main CPU µs/op ioredis', (c) => fmt.us(c.ioredis.mainCpuUsPerOp)],
+  ['main CPU ratio', (c) => fmt.ratio(c.ratios.mainCpuUsPerOp)],
+  ['process CPU µs/op ours', (c) => fmt.us(c.ours.processCpuUsPerOp)],
+  ['process CPU µs/op ioredis', (c) => fmt.us(c.ioredis.processCpuUsPerOp)],
+  ['process CPU ratio', (c) => fmt.ratio(c.ratios.processCpuUsPerOp)],
+];
+
+function rows(cells, columns = COLUMNS) {
+  return cells.map((cell) => columns.map(([, get]) => get(cell)));
+}
+
+/** A plain fixed-width table for the terminal. */
+function textTable(cells, columns = COLUMNS) {
+  const header = columns.map(([title]) => title);
+  const body = rows(cells, columns);
+  const widths = header.map((title, i) => Math.max(title.length, ...body.map((row) => row[i].length)));
+  const line = (row) => row.map((cell, i) => (i < 3 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join('  ');
+  return [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+/** One row for the terminal, printed as soon as a cell is measured. */
+function cellLine(cell) {
+  return `${OP_LABELS[cell.op].padEnd(18)} ${cell.size.padEnd(4)} c=${String(cell.concurrency).padEnd(3)} ` +
+    `ours ${fmt.rate(cell.ours.opsPerSec).padStart(6)}/s ioredis ${fmt.rate(cell.ioredis.opsPerSec).padStart(6)}/s ` +
+    `(${fmt.ratio(cell.ratios.opsPerSec)})  p99 ${fmt.ms(cell.ours.p99Ms)}/${fmt.ms(cell.ioredis.p99Ms)} ms  ` +
+    `main ${fmt.us(cell.ours.busyUsPerOp)}/${fmt.us(cell.ioredis.busyUsPerOp)} µs/op  ` +
+    `floor ${cell.floorUs == null ? '–' : fmt.us(cell.floorUs)} µs  ` +
+    `main CPU ${fmt.us(cell.ours.mainCpuUsPerOp)}/${fmt.us(cell.ioredis.mainCpuUsPerOp)} µs/op  ` +
+    `process CPU ${fmt.us(cell.ours.processCpuUsPerOp)}/${fmt.us(cell.ioredis.processCpuUsPerOp)} µs/op  ` +
+    `${targetMarks(cell.targets)}`;
+}
+
+function targetLines(targets) {
+  return targets.map((t) => {
+    const value = t.name === 'p99' ? `${fmt.ms(t.value)} ms vs ${fmt.ms(t.limit)} ms`
+      : t.name === 'main-thread' && t.op !== 'listFields' ? `${fmt.us(t.value)} µs vs limit ${fmt.us(t.limit)} µs`
+        : `${fmt.ratio(t.value)} (need ${t.name === 'main-thread' ? '≤' : '≥'} ${fmt.ratio(t.limit)})`;
+    return `${t.pass ? 'PASS' : 'FAIL'}  ${OP_LABELS[t.op]} ${t.size} c=${t.concurrency}  ${t.name}: ${value}  [${t.rule}]`;
+  });
+}
+
+function ceilingLines(ceiling) {
+  return ceiling.map((c) => `redis-benchmark ${c.size} c=${c.concurrency}: SET ${fmt.rate(c.set.rps)}/s ` +
+    `(p50 ${fmt.ms(c.set.p50Ms)} ms, p99 ${fmt.ms(c.set.p99Ms)} ms)  GET ${fmt.rate(c.get.rps)}/s ` +
+    `(p50 ${fmt.ms(c.get.p50Ms)} ms, p99 ${fmt.ms(c.get.p99Ms)} ms)`);
+}
+
+function markdownTable(header, body) {
+  const escape = (cell) => String(cell).replace(/\|/g, '\\|');
+  return [
+    `| ${header.map(escape).join(' | ')} |`,
+    `| ${header.map((_, i) => (i < 3 ? '---' : '---:')).join(' | ')} |`,
+    ...body.map((row) => `| ${row.map(escape).join(' | ')} |`),
+  ].join('\n');
+}
+
+function markdown(results) {
+  const { meta, cells, ceiling, targets } = results;
+  const passed = targets.filter((t) => t.pass).length;
+  const parts = [
+    '<!-- generated by `npm run bench` (bench/run.js); do not edit by hand -->',
+    `Medians of ${meta.rounds} alternating rounds per row; ${meta.node}, ${meta.cpu} (${meta.cores} cores), ` +
+      `redis-server ${meta.redisVersion} on loopback, ${meta.date.slice(0, 10)}.`,
+    '',
+    markdownTable(COLUMNS.map(([title]) => title), rows(cells)),
+    '',
+    '\\* `listByUser(user, { fields: [...] })` (ours) against the full `listByUser` (ioredis, the only listing it has). ' +
+      '"main µs/op" is main-thread busy time per operation (event-loop utilization × wall time ÷ operations); ' +
+      '"JSON floor" is the bare `JSON.stringify` (set) / `JSON.parse` (get, 50× for a list) of the same records.',
+  ];
+  parts.push('', 'CPU time per operation (main thread: on-CPU time of the event-loop thread, from Linux schedstat; ' +
+    'process: every thread, including the native store\'s worker threads, libuv and V8 helpers). ' +
+    'The event-loop figure above counts wall time, so it also includes time the main thread waited for a core.', '',
+  markdownTable(CPU_COLUMNS.map(([title]) => title), rows(cells, CPU_COLUMNS)));
+  if (ceiling.length) {
+    parts.push('', 'Raw ceiling on the same server (`redis-benchmark -t set,get`, same value size and concurrency):', '',
+      markdownTable(['size', 'c', 'SET ops/s', 'SET p99 ms', 'GET ops/s', 'GET p99 ms'],
+        ceiling.map((c) => [c.size, String(c.concurrency), fmt.rate(c.set.rps), fmt.ms(c.set.p99Ms),
+          fmt.rate(c.get.rps), fmt.ms(c.get.p99Ms)])));
+  }
+  parts.push('', `Targets (issue 4): ${passed} of ${targets.length} met.`, '',
+    markdownTable(['result', 'operation', 'size', 'c', 'target', 'measured', 'rule'],
+      targets.map((t) => [t.pass ? 'PASS' : 'FAIL', OP_LABELS[t.op], t.size, String(t.concurrency), t.name,
+        t.name === 'p99' ? `${fmt.ms(t.value)} ms (ioredis ${fmt.ms(t.limit)})`
+          : t.name === 'main-thread' && t.op !== 'listFields' ? `${fmt.us(t.value)} µs (limit ${fmt.us(t.limit)})`
+            : fmt.ratio(t.value), t.rule])));
+  parts.push('');
+  return parts.join('\n');
+}
+
+module.exports = { CPU_COLUMNS, textTable, cellLine, targetLines, ceilingLines, markdown, OP_LABELS };

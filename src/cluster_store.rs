@@ -1,0 +1,219 @@
+//! The store operations on a Redis Cluster.
+//!
+//! A record (`conv:<id>`) and its user's index (`user:<userId>:conversations`)
+//! hash to different slots, usually on different nodes, and the layout is the
+//! ioredis store's (no hash tags), so one script cannot cover both. Each
+//! operation is a short sequence of single-slot steps, ordered so that what a
+//! reader can see between steps is safe, and so that an interrupted sequence
+//! heals on the next write or listing:
+//!
+//! - `set`: 1. write the record (one script, which also returns the previous
+//!   owner); 2. add the id to the new owner's index and refresh its TTL;
+//!   3. if the owner changed, remove the id from the old owner's index.
+//!   Record first: an index entry never points at a record that is not there
+//!   yet, so listings never prune an entry a writer is about to complete.
+//!   Between 1 and 2 the record is readable by `get` but not yet listed.
+//!   Between 2 and 3 the old owner's index still holds the id; listings skip
+//!   it (the record now belongs to someone else) and prune it.
+//!   If step 2 fails, the call rejects: the record was written but is listed
+//!   only after the next `set` of it succeeds.
+//! - `delete`: 1. remove the record, reading it (GETDEL); 2. remove the id
+//!   from its owner's index, only if its score is still the deleted record's
+//!   (a `set` that raced in keeps its fresh entry). If step 2 fails, the
+//!   entry points at nothing and the next listing prunes it.
+//! - `listByUser`: 1. read a window of the index with scores; 2. read the
+//!   records (MGET, split per slot); 3. prune, each only if its score is
+//!   unchanged, entries whose record is gone or belongs to another user.
+//!   More windows are read while expired entries leave the page short.
+//! - `get`: one GET (with `slidingExpiry`, GETEX then EXPIRE of the index).
+
+use crate::error::StoreResult;
+use crate::record::{self, ListQuery, PreparedRecord};
+use crate::redis_store::{shape_listing, RedisStoreCore};
+use crate::scripts;
+
+/// Index entries read per window of a cluster listing, beyond the page asked for.
+const LIST_WINDOW_EXTRA: usize = 16;
+
+impl RedisStoreCore {
+    pub(crate) async fn cluster_get(&self, id: &str) -> StoreResult<Option<String>> {
+        let key = self.keys.record(id);
+        let ttl = self.policy.ttl_seconds;
+        let found: Option<String> = self
+            .link
+            .run(&format!("GET {key}"), |mut connection| {
+                let command = if self.policy.sliding_expiry {
+                    let mut getex = redis::cmd("GETEX");
+                    getex.arg(&key).arg("EX").arg(ttl);
+                    getex
+                } else {
+                    let mut get = redis::cmd("GET");
+                    get.arg(&key);
+                    get
+                };
+                async move { command.query_async(&mut connection).await }
+            })
+            .await?;
+        if self.policy.sliding_expiry {
+            if let Some(owner) = found.as_deref().and_then(record::owner_of) {
+                let index = self.keys.user_index(&owner);
+                let index_ttl = self.policy.index_ttl_seconds();
+                self.link
+                    .run(&format!("EXPIRE {index}"), |mut connection| async move {
+                        redis::cmd("EXPIRE")
+                            .arg(&index)
+                            .arg(index_ttl)
+                            .query_async::<i64>(&mut connection)
+                            .await
+                    })
+                    .await?;
+            }
+        }
+        Ok(found)
+    }
+
+    pub(crate) async fn cluster_set(&self, id: &str, record: PreparedRecord) -> StoreResult<()> {
+        let key = self.keys.record(id);
+        let ttl = self.policy.ttl_seconds;
+        let previous_owner: Option<String> = self
+            .link
+            .run(&format!("SET {key}"), |mut connection| async move {
+                scripts::CLUSTER_SET_RECORD_SCRIPT
+                    .key(&key)
+                    .arg(&record.json)
+                    .arg(ttl)
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await?;
+        let index = self.keys.user_index(&record.user_id);
+        let index_ttl = self.policy.index_ttl_seconds();
+        self.link
+            .run(&format!("ZADD {index}"), |mut connection| async move {
+                redis::pipe()
+                    .atomic()
+                    .zadd(&index, id, record.score)
+                    .ignore()
+                    .expire(&index, index_ttl as i64)
+                    .ignore()
+                    .query_async::<()>(&mut connection)
+                    .await
+            })
+            .await?;
+        if let Some(previous) = previous_owner.filter(|owner| *owner != record.user_id) {
+            let old_index = self.keys.user_index(&previous);
+            self.link
+                .run(&format!("ZREM {old_index}"), |mut connection| async move {
+                    redis::cmd("ZREM")
+                        .arg(&old_index)
+                        .arg(id)
+                        .query_async::<i64>(&mut connection)
+                        .await
+                })
+                .await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn cluster_delete(&self, id: &str) -> StoreResult<()> {
+        let key = self.keys.record(id);
+        let removed: Option<String> = self
+            .link
+            .run(&format!("GETDEL {key}"), |mut connection| async move {
+                redis::cmd("GETDEL").arg(&key).query_async(&mut connection).await
+            })
+            .await?;
+        let Some(json) = removed else { return Ok(()) };
+        let Some(owner) = record::owner_of(&json) else {
+            return Ok(());
+        };
+        let index = self.keys.user_index(&owner);
+        match record::updated_at_ms(&json) {
+            Some(score) => self.remove_if_score(&index, id, score as f64).await,
+            // No updatedAt: its score was the write time, which nobody kept.
+            None => {
+                self.link
+                    .run(&format!("ZREM {index}"), |mut connection| async move {
+                        redis::cmd("ZREM")
+                            .arg(&index)
+                            .arg(id)
+                            .query_async::<i64>(&mut connection)
+                            .await
+                    })
+                    .await?;
+                Ok(())
+            }
+        }
+    }
+
+    async fn remove_if_score(&self, index: &str, id: &str, score: f64) -> StoreResult<()> {
+        self.link
+            .run(&format!("ZREM {index}"), |mut connection| async move {
+                scripts::REMOVE_IF_SCORE_SCRIPT
+                    .key(index)
+                    .arg(id)
+                    .arg(score)
+                    .invoke_async::<i64>(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn cluster_list_by_user(&self, user_id: &str, query: &ListQuery) -> StoreResult<Vec<String>> {
+        let index = self.keys.user_index(user_id);
+        let wanted = query.offset + query.limit;
+        let window = wanted + LIST_WINDOW_EXTRA;
+        let mut live_rows = Vec::new();
+        let mut gone = Vec::new();
+        let mut start = 0;
+        while live_rows.len() < wanted {
+            let entries: Vec<(String, f64)> = self
+                .link
+                .run(&format!("ZREVRANGE {index}"), |mut connection| {
+                    let index = index.clone();
+                    async move {
+                        redis::cmd("ZREVRANGE")
+                            .arg(&index)
+                            .arg(start)
+                            .arg(start + window - 1)
+                            .arg("WITHSCORES")
+                            .query_async(&mut connection)
+                            .await
+                    }
+                })
+                .await?;
+            if entries.is_empty() {
+                break;
+            }
+            start += entries.len();
+            let keys: Vec<String> = entries.iter().map(|(id, _)| self.keys.record(id)).collect();
+            let records: Vec<Option<String>> = self
+                .link
+                .run(&format!("MGET records of {index}"), |mut connection| async move {
+                    redis::cmd("MGET").arg(&keys).query_async(&mut connection).await
+                })
+                .await?;
+            let full_window = entries.len() == window;
+            for ((id, score), json) in entries.into_iter().zip(records) {
+                match json {
+                    Some(json) => live_rows.push((id, json, score)),
+                    None => gone.push((id, score)),
+                }
+            }
+            if !full_window {
+                break;
+            }
+        }
+        let page = live_rows.into_iter().skip(query.offset).take(query.limit);
+        let (listed, foreign) = shape_listing(user_id, query, page);
+        gone.extend(foreign);
+        for (id, score) in gone {
+            // Best effort: the listing is right without it, and the next one retries.
+            if let Err(err) = self.remove_if_score(&index, &id, score).await {
+                self.logger.warn(format!("pruning {id} from {index} failed: {err}"));
+            }
+        }
+        Ok(listed)
+    }
+}
