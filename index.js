@@ -221,8 +221,27 @@ class StoreBase {
   }
 
   async listByUser(userId, options) {
-    const pairs = await this.#call('listByUser', userId, options);
-    const useSchema = !(options && options.fields);
+    const useSchema = Boolean(this.#schema) && !(options && options.fields);
+    let records;
+    try {
+      // The common case: the whole page is one JSON array text, parsed once.
+      records = JSON.parse(await this.#call('listByUser', userId, options));
+    } catch (err) {
+      if (!(err instanceof SyntaxError)) throw err;
+      return this.#listOneByOne(userId, options, useSchema);
+    }
+    if (!useSchema) return records;
+    try {
+      return records.map((record) => this.#schema.parse(record));
+    } catch {
+      return this.#listOneByOne(userId, options, useSchema);
+    }
+  }
+
+  // Some stored record is not JSON, or the schema rejects one: read each
+  // record on its own, and skip the bad ones with a warning naming them.
+  async #listOneByOne(userId, options, useSchema) {
+    const pairs = await this.#call('listByUserPairs', userId, options);
     const records = [];
     for (let i = 0; i < pairs.length; i += 2) {
       try {

@@ -76,6 +76,26 @@ fn list_query(options: Option<ListOptions>, default_limit: usize) -> StoreResult
     ListQuery::new(options.limit, options.offset, options.fields, default_limit)
 }
 
+/// `[json,json,...]` from `id, json, id, json, ...`.
+fn json_array(pairs: Vec<String>) -> String {
+    let bytes = pairs
+        .iter()
+        .skip(1)
+        .step_by(2)
+        .map(|json| json.len() + 1)
+        .sum::<usize>();
+    let mut array = String::with_capacity(bytes + 2);
+    array.push('[');
+    for (index, json) in pairs.iter().skip(1).step_by(2).enumerate() {
+        if index > 0 {
+            array.push(',');
+        }
+        array.push_str(json);
+    }
+    array.push(']');
+    array
+}
+
 fn ensure_crypto_provider() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
@@ -134,8 +154,19 @@ impl NativeRedisStore {
         Ok(self.core.delete(&id).await?)
     }
 
+    /// The page as one JSON array text: one string and one `JSON.parse` on
+    /// the main thread, however many records.
     #[napi]
-    pub async fn list_by_user(
+    pub async fn list_by_user(&self, user_id: Option<Value>, options: Option<ListOptions>) -> napi::Result<String> {
+        let user_id = string_arg("userId", user_id, StoreError::InvalidUserId)?;
+        let query = list_query(options, self.core.policy().list_limit)?;
+        Ok(json_array(self.core.list_by_user(&user_id, query).await?))
+    }
+
+    /// The page as `id, json, id, json, ...`, for when the array text does not
+    /// parse (a corrupt record) and each record must be read on its own.
+    #[napi]
+    pub async fn list_by_user_pairs(
         &self,
         user_id: Option<Value>,
         options: Option<ListOptions>,
@@ -227,7 +258,16 @@ impl NativeMemoryStore {
     }
 
     #[napi]
-    pub fn list_by_user(&self, user_id: Option<Value>, options: Option<ListOptions>) -> napi::Result<Vec<String>> {
+    pub fn list_by_user(&self, user_id: Option<Value>, options: Option<ListOptions>) -> napi::Result<String> {
+        Ok(json_array(self.list_by_user_pairs(user_id, options)?))
+    }
+
+    #[napi]
+    pub fn list_by_user_pairs(
+        &self,
+        user_id: Option<Value>,
+        options: Option<ListOptions>,
+    ) -> napi::Result<Vec<String>> {
         let user_id = string_arg("userId", user_id, StoreError::InvalidUserId)?;
         let query = list_query(options, self.core.policy().list_limit)?;
         Ok(self.open()?.list_by_user(&user_id, &query)?)
