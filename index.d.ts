@@ -143,6 +143,14 @@ export interface RedisStoreOptions<T = StoredConversation> extends MemoryStoreOp
   reconnectMinDelayMs?: number | undefined;
   /** Longest reconnection delay, in ms. Reconnection never gives up. Default `5000`. */
   reconnectMaxDelayMs?: number | undefined;
+  /**
+   * Treat `url` as a seed node of a Redis Cluster (see the README for the
+   * consistency each operation keeps there). Default `false`.
+   * Env: `REDIS_CLUSTER=true` (then `REDIS_URL` may list seeds, comma-separated).
+   */
+  cluster?: boolean | undefined;
+  /** More seed nodes of the cluster, same scheme and credentials as `url`. Needs `cluster: true`. */
+  clusterNodes?: string[] | undefined;
 }
 
 /** Paging and shaping of `listByUser`. */

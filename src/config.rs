@@ -236,7 +236,10 @@ impl RedisConfig {
             return Err(config_error("keyPrefix must be at most 256 bytes".to_owned()));
         }
         Ok(RedisConfig {
-            redacted_url: parsed.redacted,
+            redacted_url: match &cluster_seeds {
+                Some(seeds) => format!("cluster (seed {}{})", parsed.redacted, extra_seeds(seeds.len())),
+                None => parsed.redacted,
+            },
             url,
             tls,
             command_timeout: Duration::from_millis(whole(
@@ -267,6 +270,13 @@ impl RedisConfig {
             },
             cluster_seeds,
         })
+    }
+}
+
+fn extra_seeds(count: usize) -> String {
+    match count {
+        0 | 1 => String::new(),
+        n => format!(" and {} more", n - 1),
     }
 }
 

@@ -88,6 +88,16 @@ const a: ConversationStore = new RedisStore({
   logger,
 });
 
+// The same class on a Redis Cluster: only the options change.
+const onCluster: ConversationStore = new RedisStore({
+  url: 'rediss://:pw@node-1.example:6380',
+  cluster: true,
+  clusterNodes: ['rediss://:pw@node-2.example:6380'],
+  tls: { ca: tls.ca },
+  schema: StoredConversationSchema,
+});
+void onCluster;
+
 const b: ConversationStore = new MemoryStore({
   ttlSeconds: 3_600,
   listLimit: 20,
