@@ -48,19 +48,27 @@ if (!has('cc') && !has('gcc')) {
 }
 
 const cli = path.join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js');
+// Build next to the addon and rename into place: a process that has the old
+// addon loaded keeps its (unlinked) file instead of seeing it rewritten.
+const staging = fs.mkdtempSync(path.join(root, '.build-'));
 console.error('[redis-conversation-store] building the native addon (cargo build --release; the first build takes a few minutes)...');
 let result;
-if (fs.existsSync(cli)) {
-  result = spawnSync(process.execPath, [cli, 'build', '--release', '--dts', 'native.d.ts', '--no-dts-header'], {
-    cwd: root,
-    stdio: 'inherit',
-  });
-} else {
-  // Installed as a dependency: no dev tools, so call cargo and copy the library.
-  result = spawnSync('cargo', ['build', '--release', '--lib'], { cwd: root, stdio: 'inherit' });
-  if (result.status === 0) {
-    const targetDir = process.env.CARGO_TARGET_DIR || path.join(root, 'target');
-    fs.copyFileSync(path.join(targetDir, 'release', 'libredis_conversation_store.so'), addon);
+try {
+  if (fs.existsSync(cli)) {
+    const args = [cli, 'build', '--release', '--output-dir', staging, '--dts', 'native.d.ts', '--no-dts-header'];
+    result = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
+    if (result.status === 0) fs.renameSync(path.join(staging, 'native.d.ts'), path.join(root, 'native.d.ts'));
+  } else {
+    // Installed as a dependency: no dev tools, so call cargo and copy the library.
+    result = spawnSync('cargo', ['build', '--release', '--lib'], { cwd: root, stdio: 'inherit' });
+    if (result.status === 0) {
+      const targetDir = process.env.CARGO_TARGET_DIR || path.join(root, 'target');
+      fs.copyFileSync(path.join(targetDir, 'release', 'libredis_conversation_store.so'), path.join(staging, path.basename(addon)));
+    }
   }
+  if (result.status === 0) fs.renameSync(path.join(staging, path.basename(addon)), addon);
+} finally {
+  fs.rmSync(staging, { recursive: true, force: true });
 }
+if (result.error) fail(`the native build could not start: ${result.error.message}`);
 if (result.status !== 0) fail('the native build failed (see the cargo output above).');
