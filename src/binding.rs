@@ -6,10 +6,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 
-use napi::bindgen_prelude::{FnArgs, Function};
+use napi::bindgen_prelude::{FnArgs, Function, PromiseRaw};
+use napi::Env;
 use napi_derive::napi;
 use serde_json::Value;
 
+use crate::completion::{Completer, Outcome};
 use crate::config::{self, CommonOptions, RedisConfig, RedisOptions, StoreEnv};
 use crate::error::{StoreError, StoreResult};
 use crate::logger::Logger;
@@ -105,19 +107,25 @@ fn ensure_crypto_provider() {
 }
 
 /// The native half of `RedisStore` (see index.js for the public class).
+/// Each operation returns a promise settled through the store's one
+/// [`Completer`]; arguments are checked on tokio, so a bad one rejects.
 #[napi]
 pub struct NativeRedisStore {
     core: Arc<RedisStoreCore>,
+    completer: Completer,
 }
 
 #[napi]
 impl NativeRedisStore {
     #[napi(constructor)]
-    pub fn new(options: RedisOptions, log: Option<LogCallback<'_>>) -> napi::Result<Self> {
+    pub fn new(env: Env, options: RedisOptions, log: Option<LogCallback<'_>>) -> napi::Result<Self> {
         ensure_crypto_provider();
         let config = RedisConfig::from_options(options)?;
         let core = RedisStoreCore::start(config, logger_from(log)?)?;
-        Ok(NativeRedisStore { core: Arc::new(core) })
+        Ok(NativeRedisStore {
+            core: Arc::new(core),
+            completer: Completer::new(&env)?,
+        })
     }
 
     #[napi(getter)]
@@ -135,50 +143,79 @@ impl NativeRedisStore {
         self.core.redacted_url().to_owned()
     }
 
-    #[napi]
-    pub async fn get(&self, id: Option<Value>) -> napi::Result<Option<String>> {
-        let id = string_arg("id", id, StoreError::InvalidId)?;
-        Ok(self.core.get(&id).await?)
+    #[napi(ts_return_type = "Promise<string | null>")]
+    pub fn get<'env>(&self, env: &'env Env, id: Option<Value>) -> napi::Result<PromiseRaw<'env, Option<String>>> {
+        let core = self.core.clone();
+        self.completer.spawn(env, async move {
+            let id = string_arg("id", id, StoreError::InvalidId)?;
+            core.get(&id).await.map(Outcome::Text)
+        })
     }
 
-    #[napi]
-    pub async fn set(&self, id: Option<Value>, json: Option<String>) -> napi::Result<()> {
-        let id = string_arg("id", id, StoreError::InvalidId)?;
-        let json = record_arg(&id, json)?;
-        Ok(self.core.set(&id, json).await?)
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn set<'env>(
+        &self,
+        env: &'env Env,
+        id: Option<Value>,
+        json: Option<String>,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let core = self.core.clone();
+        self.completer.spawn(env, async move {
+            let id = string_arg("id", id, StoreError::InvalidId)?;
+            let json = record_arg(&id, json)?;
+            core.set(&id, json).await.map(|()| Outcome::Unit)
+        })
     }
 
-    #[napi]
-    pub async fn delete(&self, id: Option<Value>) -> napi::Result<()> {
-        let id = string_arg("id", id, StoreError::InvalidId)?;
-        Ok(self.core.delete(&id).await?)
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn delete<'env>(&self, env: &'env Env, id: Option<Value>) -> napi::Result<PromiseRaw<'env, ()>> {
+        let core = self.core.clone();
+        self.completer.spawn(env, async move {
+            let id = string_arg("id", id, StoreError::InvalidId)?;
+            core.delete(&id).await.map(|()| Outcome::Unit)
+        })
     }
 
     /// The page as one JSON array text: one string and one `JSON.parse` on
     /// the main thread, however many records.
-    #[napi]
-    pub async fn list_by_user(&self, user_id: Option<Value>, options: Option<ListOptions>) -> napi::Result<String> {
-        let user_id = string_arg("userId", user_id, StoreError::InvalidUserId)?;
-        let query = list_query(options, self.core.policy().list_limit)?;
-        Ok(json_array(self.core.list_by_user(&user_id, query).await?))
+    #[napi(ts_return_type = "Promise<string>")]
+    pub fn list_by_user<'env>(
+        &self,
+        env: &'env Env,
+        user_id: Option<Value>,
+        options: Option<ListOptions>,
+    ) -> napi::Result<PromiseRaw<'env, String>> {
+        let core = self.core.clone();
+        self.completer.spawn(env, async move {
+            let user_id = string_arg("userId", user_id, StoreError::InvalidUserId)?;
+            let query = list_query(options, core.policy().list_limit)?;
+            let pairs = core.list_by_user(&user_id, query).await?;
+            Ok(Outcome::Text(Some(json_array(pairs))))
+        })
     }
 
     /// The page as `id, json, id, json, ...`, for when the array text does not
     /// parse (a corrupt record) and each record must be read on its own.
-    #[napi]
-    pub async fn list_by_user_pairs(
+    #[napi(ts_return_type = "Promise<Array<string>>")]
+    pub fn list_by_user_pairs<'env>(
         &self,
+        env: &'env Env,
         user_id: Option<Value>,
         options: Option<ListOptions>,
-    ) -> napi::Result<Vec<String>> {
-        let user_id = string_arg("userId", user_id, StoreError::InvalidUserId)?;
-        let query = list_query(options, self.core.policy().list_limit)?;
-        Ok(self.core.list_by_user(&user_id, query).await?)
+    ) -> napi::Result<PromiseRaw<'env, Vec<String>>> {
+        let core = self.core.clone();
+        self.completer.spawn(env, async move {
+            let user_id = string_arg("userId", user_id, StoreError::InvalidUserId)?;
+            let query = list_query(options, core.policy().list_limit)?;
+            core.list_by_user(&user_id, query).await.map(Outcome::Texts)
+        })
     }
 
-    #[napi]
-    pub async fn ping(&self) -> napi::Result<f64> {
-        Ok(self.core.ping().await?)
+    #[napi(ts_return_type = "Promise<number>")]
+    pub fn ping<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, f64>> {
+        let core = self.core.clone();
+        self.completer
+            .spawn(env, async move { core.ping().await.map(Outcome::Number) })
     }
 
     #[napi]

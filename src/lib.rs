@@ -8,6 +8,7 @@
 
 pub mod binding;
 pub mod cluster_store;
+pub mod completion;
 pub mod config;
 pub mod connection;
 pub mod error;

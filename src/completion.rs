@@ -1,0 +1,253 @@
+//! Settling JS promises from tokio tasks, cheaply.
+//!
+//! napi-rs's `async fn` creates (and tears down) a threadsafe function for
+//! every call, which is most of the main thread's cost of a small operation.
+//! A store instead owns one threadsafe function for all its calls: each call
+//! makes a promise on the JS thread, runs on tokio, and hands its outcome to
+//! that one function, which resolves the promise back on the JS thread (many
+//! outcomes per event-loop wake under load). The function is referenced only
+//! while calls are pending, so an idle store never keeps the process alive.
+
+use std::ffi::c_void;
+use std::future::Future;
+use std::ptr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use napi::bindgen_prelude::{PromiseRaw, ToNapiValue};
+use napi::{sys, Env};
+
+use crate::error::StoreError;
+
+/// What an operation resolves with, converted to JS on the JS thread.
+pub enum Outcome {
+    Unit,
+    Text(Option<String>),
+    Texts(Vec<String>),
+    Number(f64),
+}
+
+/// One threadsafe function shared by every call of a store.
+#[derive(Clone)]
+pub struct Completer {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    tsfn: sys::napi_threadsafe_function,
+    /// Calls whose promise is not settled yet; touched on the JS thread only.
+    pending: AtomicUsize,
+    /// Set when Node finalized the function (environment teardown): the
+    /// handle is gone and must not be called or released any more.
+    finalized: Arc<AtomicBool>,
+}
+
+// SAFETY: N-API threadsafe functions may be called and released from any
+// thread; referencing and unreferencing happen on the JS thread only.
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if self.finalized.load(Ordering::Acquire) {
+            return;
+        }
+        // SAFETY: not finalized, so the handle is valid; this is its last use.
+        unsafe {
+            sys::napi_release_threadsafe_function(self.tsfn, sys::ThreadsafeFunctionReleaseMode::release);
+        }
+    }
+}
+
+/// Node's finalizer of the function: remembers that the handle is gone.
+unsafe extern "C" fn mark_finalized(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    // SAFETY: `data` is the `Arc` leaked for this callback in `Completer::new`.
+    let finalized = unsafe { Arc::from_raw(data.cast::<AtomicBool>().cast_const()) };
+    finalized.store(true, Ordering::Release);
+}
+
+/// An outcome on its way to the JS thread.
+struct Settlement {
+    deferred: sys::napi_deferred,
+    outcome: Result<Outcome, StoreError>,
+    shared: Arc<Shared>,
+}
+
+fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(napi::Error::new(
+            napi::Status::GenericFailure,
+            format!("{what} failed (napi status {status})"),
+        ))
+    }
+}
+
+impl Completer {
+    pub fn new(env: &Env) -> napi::Result<Self> {
+        let raw_env = env.raw();
+        let mut name = ptr::null_mut();
+        let mut tsfn = ptr::null_mut();
+        let finalized = Arc::new(AtomicBool::new(false));
+        let finalize_data = Arc::into_raw(finalized.clone()).cast_mut().cast::<c_void>();
+        // SAFETY: plain N-API calls on the JS thread with valid out-pointers.
+        unsafe {
+            check(
+                sys::napi_create_string_utf8(raw_env, c"redis-conversation-store".as_ptr(), 24, &mut name),
+                "napi_create_string_utf8",
+            )?;
+            check(
+                sys::napi_create_threadsafe_function(
+                    raw_env,
+                    ptr::null_mut(),
+                    ptr::null_mut(),
+                    name,
+                    0, // unbounded queue: a settlement must never be dropped or block tokio
+                    1,
+                    finalize_data,
+                    Some(mark_finalized),
+                    ptr::null_mut(),
+                    Some(settle_on_js_thread),
+                    &mut tsfn,
+                ),
+                "napi_create_threadsafe_function",
+            )?;
+            check(
+                sys::napi_unref_threadsafe_function(raw_env, tsfn),
+                "napi_unref_threadsafe_function",
+            )?;
+        }
+        Ok(Completer {
+            shared: Arc::new(Shared {
+                tsfn,
+                pending: AtomicUsize::new(0),
+                finalized,
+            }),
+        })
+    }
+
+    /// Returns a promise (on the JS thread) settled with what `work` yields on tokio.
+    pub fn spawn<'env, T, F>(&self, env: &'env Env, work: F) -> napi::Result<PromiseRaw<'env, T>>
+    where
+        F: Future<Output = Result<Outcome, StoreError>> + Send + 'static,
+    {
+        let raw_env = env.raw();
+        let mut deferred = ptr::null_mut();
+        let mut promise = ptr::null_mut();
+        // SAFETY: JS thread, valid out-pointers.
+        unsafe {
+            check(
+                sys::napi_create_promise(raw_env, &mut deferred, &mut promise),
+                "napi_create_promise",
+            )?
+        };
+        if self.shared.pending.fetch_add(1, Ordering::Relaxed) == 0 {
+            // A pending call keeps the process alive until it settles.
+            // SAFETY: JS thread, live handle.
+            unsafe {
+                check(
+                    sys::napi_ref_threadsafe_function(raw_env, self.shared.tsfn),
+                    "napi_ref_threadsafe_function",
+                )?
+            };
+        }
+        let settlement = SendableDeferred(deferred);
+        let shared = self.shared.clone();
+        napi::bindgen_prelude::spawn(async move {
+            let outcome = work.await;
+            let deferred = settlement.into_inner();
+            if shared.finalized.load(Ordering::Acquire) {
+                return; // the environment is gone: nobody is waiting any more
+            }
+            let boxed = Box::into_raw(Box::new(Settlement {
+                deferred,
+                outcome,
+                shared: shared.clone(),
+            }));
+            // SAFETY: live handle; on success the JS thread takes the box back.
+            let status = unsafe {
+                sys::napi_call_threadsafe_function(
+                    shared.tsfn,
+                    boxed.cast::<c_void>(),
+                    sys::ThreadsafeFunctionCallMode::nonblocking,
+                )
+            };
+            if status != sys::Status::napi_ok {
+                // The environment is shutting down: nobody is waiting any more.
+                // SAFETY: the call did not take ownership.
+                drop(unsafe { Box::from_raw(boxed) });
+            }
+        });
+        Ok(PromiseRaw::new(raw_env, promise))
+    }
+}
+
+/// A deferred handle crossing to tokio and back; only the JS thread uses it.
+struct SendableDeferred(sys::napi_deferred);
+// SAFETY: the pointer is only carried by tokio, never dereferenced there.
+unsafe impl Send for SendableDeferred {}
+
+impl SendableDeferred {
+    fn into_inner(self) -> sys::napi_deferred {
+        self.0
+    }
+}
+
+unsafe extern "C" fn settle_on_js_thread(
+    env: sys::napi_env,
+    _js: sys::napi_value,
+    _ctx: *mut c_void,
+    data: *mut c_void,
+) {
+    if data.is_null() {
+        return;
+    }
+    // SAFETY: `data` is the box handed over in `spawn`.
+    let settlement = unsafe { Box::from_raw(data.cast::<Settlement>()) };
+    if env.is_null() {
+        return; // the function is being torn down with the environment
+    }
+    let Settlement {
+        deferred,
+        outcome,
+        shared,
+    } = *settlement;
+    // SAFETY: JS thread; each deferred is settled exactly once, here.
+    unsafe {
+        match outcome.map(|value| outcome_to_js(env, value)) {
+            Ok(Ok(value)) => {
+                sys::napi_resolve_deferred(env, deferred, value);
+            }
+            Ok(Err(err)) => reject(env, deferred, &err.reason),
+            Err(err) => reject(env, deferred, &err.to_wire()),
+        }
+        if shared.pending.fetch_sub(1, Ordering::Relaxed) == 1 {
+            sys::napi_unref_threadsafe_function(env, shared.tsfn);
+        }
+    }
+}
+
+unsafe fn outcome_to_js(env: sys::napi_env, outcome: Outcome) -> napi::Result<sys::napi_value> {
+    // SAFETY: JS thread (caller's contract).
+    unsafe {
+        match outcome {
+            Outcome::Unit => <()>::to_napi_value(env, ()),
+            Outcome::Text(text) => Option::<String>::to_napi_value(env, text),
+            Outcome::Texts(texts) => Vec::<String>::to_napi_value(env, texts),
+            Outcome::Number(number) => f64::to_napi_value(env, number),
+        }
+    }
+}
+
+unsafe fn reject(env: sys::napi_env, deferred: sys::napi_deferred, message: &str) {
+    // SAFETY: JS thread (caller's contract); a failed step leaves `error` null,
+    // and rejecting with null still settles the promise.
+    unsafe {
+        let mut text = ptr::null_mut();
+        let mut error = ptr::null_mut();
+        sys::napi_create_string_utf8(env, message.as_ptr().cast(), message.len() as isize, &mut text);
+        sys::napi_create_error(env, ptr::null_mut(), text, &mut error);
+        sys::napi_reject_deferred(env, deferred, error);
+    }
+}
