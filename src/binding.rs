@@ -98,6 +98,23 @@ fn json_array(pairs: Vec<String>) -> String {
     array
 }
 
+/// The tokio runtime behind every store: one worker thread. A call's work on
+/// tokio is small (encode, a socket write, a reply to route), so one worker
+/// keeps up, and it spares the cross-thread wake-ups (and the core) that a
+/// worker per CPU would cost next to Node's own thread and Redis.
+#[napi_derive::module_init]
+fn init_runtime() {
+    let built = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("redis-conversation-store")
+        .enable_all()
+        .build();
+    // If it cannot be built, napi-rs falls back to its default runtime.
+    if let Ok(runtime) = built {
+        napi::bindgen_prelude::create_custom_tokio_runtime(runtime);
+    }
+}
+
 fn ensure_crypto_provider() {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {

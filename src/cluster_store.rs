@@ -21,19 +21,17 @@
 //!   from its owner's index, only if its score is still the deleted record's
 //!   (a `set` that raced in keeps its fresh entry). If step 2 fails, the
 //!   entry points at nothing and the next listing prunes it.
-//! - `listByUser`: 1. read a window of the index with scores; 2. read the
-//!   records (MGET, split per slot); 3. prune, each only if its score is
-//!   unchanged, entries whose record is gone or belongs to another user.
-//!   More windows are read while expired entries leave the page short.
+//! - `listByUser` (`listing.rs`, shared with one server): 1. read a window of
+//!   the index with scores; 2. read the records (MGET, split per slot);
+//!   3. in the background, prune entries whose record is gone or belongs to
+//!   another user, each only if its score is unchanged.
 //! - `get`: one GET (with `slidingExpiry`, GETEX then EXPIRE of the index).
 
+use crate::connection::Link;
 use crate::error::StoreResult;
-use crate::record::{self, ListQuery, PreparedRecord};
-use crate::redis_store::{shape_listing, RedisStoreCore};
+use crate::record::{self, PreparedRecord};
+use crate::redis_store::RedisStoreCore;
 use crate::scripts;
-
-/// Index entries read per window of a cluster listing, beyond the page asked for.
-const LIST_WINDOW_EXTRA: usize = 16;
 
 impl RedisStoreCore {
     pub(crate) async fn cluster_get(&self, id: &str) -> StoreResult<Option<String>> {
@@ -147,73 +145,20 @@ impl RedisStoreCore {
     }
 
     async fn remove_if_score(&self, index: &str, id: &str, score: f64) -> StoreResult<()> {
-        self.link
-            .run(&format!("ZREM {index}"), |mut connection| async move {
-                scripts::REMOVE_IF_SCORE_SCRIPT
-                    .key(index)
-                    .arg(id)
-                    .arg(score)
-                    .invoke_async::<i64>(&mut connection)
-                    .await
-            })
-            .await?;
-        Ok(())
+        remove_if_score(&self.link, index, id, score).await
     }
+}
 
-    pub(crate) async fn cluster_list_by_user(&self, user_id: &str, query: &ListQuery) -> StoreResult<Vec<String>> {
-        let index = self.keys.user_index(user_id);
-        let wanted = query.offset + query.limit;
-        let window = wanted + LIST_WINDOW_EXTRA;
-        let mut live_rows = Vec::new();
-        let mut gone = Vec::new();
-        let mut start = 0;
-        while live_rows.len() < wanted {
-            let entries: Vec<(String, f64)> = self
-                .link
-                .run(&format!("ZREVRANGE {index}"), |mut connection| {
-                    let index = index.clone();
-                    async move {
-                        redis::cmd("ZREVRANGE")
-                            .arg(&index)
-                            .arg(start)
-                            .arg(start + window - 1)
-                            .arg("WITHSCORES")
-                            .query_async(&mut connection)
-                            .await
-                    }
-                })
-                .await?;
-            if entries.is_empty() {
-                break;
-            }
-            start += entries.len();
-            let keys: Vec<String> = entries.iter().map(|(id, _)| self.keys.record(id)).collect();
-            let records: Vec<Option<String>> = self
-                .link
-                .run(&format!("MGET records of {index}"), |mut connection| async move {
-                    redis::cmd("MGET").arg(&keys).query_async(&mut connection).await
-                })
-                .await?;
-            let full_window = entries.len() == window;
-            for ((id, score), json) in entries.into_iter().zip(records) {
-                match json {
-                    Some(json) => live_rows.push((id, json, score)),
-                    None => gone.push((id, score)),
-                }
-            }
-            if !full_window {
-                break;
-            }
-        }
-        let page = live_rows.into_iter().skip(query.offset).take(query.limit);
-        let (listed, foreign) = shape_listing(user_id, query, page);
-        gone.extend(foreign);
-        for (id, score) in gone {
-            // Best effort: the listing is right without it, and the next one retries.
-            if let Err(err) = self.remove_if_score(&index, &id, score).await {
-                self.logger.warn(format!("pruning {id} from {index} failed: {err}"));
-            }
-        }
-        Ok(listed)
-    }
+/// Removes `id` from `index` only while its score is still `score`.
+pub(crate) async fn remove_if_score(link: &Link, index: &str, id: &str, score: f64) -> StoreResult<()> {
+    link.run(&format!("ZREM {index}"), |mut connection| async move {
+        scripts::REMOVE_IF_SCORE_SCRIPT
+            .key(index)
+            .arg(id)
+            .arg(score)
+            .invoke_async::<i64>(&mut connection)
+            .await
+    })
+    .await?;
+    Ok(())
 }

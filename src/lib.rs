@@ -14,6 +14,7 @@ pub mod connection;
 pub mod error;
 pub mod json_scan;
 pub mod keys;
+pub mod listing;
 pub mod logger;
 pub mod memory_store;
 pub mod record;

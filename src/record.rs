@@ -131,25 +131,24 @@ fn remove_members(json: &str, members: &[Member<'_>], removed: &[std::ops::Range
 
 /// `Date.parse(updatedAt)` of a stored record, if it has a readable one.
 pub fn updated_at_ms(json: &str) -> Option<i64> {
-    object_members(json)
-        .ok()?
-        .iter()
-        .find(|member| member.key_is("updatedAt"))
-        .and_then(Member::string_value)
-        .and_then(|text| parse_iso_date_ms(&text))
+    top_level_string(json, "updatedAt").and_then(|text| parse_iso_date_ms(&text))
 }
 
 /// The `userId` of a stored record, if it has a string one.
+pub fn owner_of(json: &str) -> Option<String> {
+    top_level_string(json, "userId")
+}
+
+/// A top-level string member of a stored record.
 ///
 /// Fast path: in JSON as `JSON.stringify` writes it, a key cannot appear
-/// unescaped inside a string, so a single `"userId":"` in the whole text is
-/// the top-level member (SIMD search, no parse). Anything else is scanned.
-pub fn owner_of(json: &str) -> Option<String> {
-    const KEY: &[u8] = b"\"userId\":";
-    let finder = memchr::memmem::Finder::new(KEY);
-    let mut hits = finder.find_iter(json.as_bytes());
+/// unescaped inside a string, so a single `"<key>":"` in the whole text is
+/// the top-level member (a SIMD search, no parse). Anything else is scanned.
+fn top_level_string(json: &str, key: &str) -> Option<String> {
+    let pattern = format!("\"{key}\":");
+    let mut hits = memchr::memmem::find_iter(json.as_bytes(), pattern.as_bytes());
     if let (Some(at), None) = (hits.next(), hits.next()) {
-        let value = &json[at + KEY.len()..];
+        let value = &json[at + pattern.len()..];
         if let Some(body) = value.strip_prefix('"') {
             if let Some(end) = memchr::memchr2(b'"', b'\\', body.as_bytes()) {
                 if body.as_bytes()[end] == b'"' {
@@ -161,7 +160,7 @@ pub fn owner_of(json: &str) -> Option<String> {
     object_members(json)
         .ok()?
         .iter()
-        .find(|member| member.key_is("userId"))
+        .find(|member| member.key_is(key))
         .and_then(Member::string_value)
 }
 

@@ -68,55 +68,9 @@ end
 return value
 "#;
 
-/// KEYS: index. ARGV: prefix, offset, limit, userId, needle (`"userId":`
-/// followed by the JSON-quoted userId).
-/// Returns `id, json, id, json, ...` newest first, skipping `offset` live
-/// records. Ids whose record expired, or whose record belongs to another
-/// user (left by an older writer), are pruned from the index on the way. A
-/// record that holds the needle is taken as the user's without decoding it
-/// (the caller double-checks); one that does not is decoded to be sure.
-const LIST: &str = r#"
-local prefix, offset, limit, user, needle = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
-local wanted = offset + limit
-local batch = math.min(wanted, 500)
-local found, live, cursor = {}, 0, 0
-local stale = {}
-while live < wanted do
-  local ids = redis.call('ZREVRANGE', KEYS[1], cursor, cursor + batch - 1)
-  if #ids == 0 then break end
-  cursor = cursor + #ids
-  local keys = {}
-  for i = 1, #ids do keys[i] = prefix .. 'conv:' .. ids[i] end
-  local values = redis.call('MGET', unpack(keys))
-  for i = 1, #ids do
-    local foreign = false
-    if values[i] and not string.find(values[i], needle, 1, true) then
-      local owner = owner_of(values[i])
-      foreign = owner ~= nil and owner ~= user
-    end
-    if foreign then
-      stale[#stale + 1] = ids[i]
-    elseif values[i] then
-      live = live + 1
-      if live > offset and live <= wanted then
-        found[#found + 1] = ids[i]
-        found[#found + 1] = values[i]
-      end
-    else
-      stale[#stale + 1] = ids[i]
-    end
-  end
-  if #ids < batch then break end
-end
-for i = 1, #stale, 500 do
-  redis.call('ZREM', KEYS[1], unpack(stale, i, math.min(i + 499, #stale)))
-end
-return found
-"#;
-
 /// KEYS: index. ARGV: prefix, userId, ids... Removes the ids whose record is
 /// gone or (checked again, atomically) belongs to another user.
-const PRUNE_FOREIGN: &str = r#"
+const PRUNE_STALE: &str = r#"
 local removed = 0
 for i = 3, #ARGV do
   local value = redis.call('GET', ARGV[1] .. 'conv:' .. ARGV[i])
@@ -154,22 +108,15 @@ fn with_helpers(body: &str) -> Script {
 pub static SET_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(SET));
 pub static DELETE_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(DELETE));
 pub static GET_SLIDING_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(GET_SLIDING));
-pub static LIST_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(LIST));
-pub static PRUNE_FOREIGN_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(PRUNE_FOREIGN));
+pub static PRUNE_STALE_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(PRUNE_STALE));
 pub static CLUSTER_SET_RECORD_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(CLUSTER_SET_RECORD));
 pub static REMOVE_IF_SCORE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REMOVE_IF_SCORE));
 
 /// Every script, loaded on each new connection so that calls never pay (or
 /// reorder behind) a NOSCRIPT retry after a server restart.
 pub fn all() -> Vec<Script> {
-    [
-        &SET_SCRIPT,
-        &DELETE_SCRIPT,
-        &GET_SLIDING_SCRIPT,
-        &LIST_SCRIPT,
-        &PRUNE_FOREIGN_SCRIPT,
-    ]
-    .into_iter()
-    .map(|script| Script::clone(script))
-    .collect()
+    [&SET_SCRIPT, &DELETE_SCRIPT, &GET_SLIDING_SCRIPT, &PRUNE_STALE_SCRIPT]
+        .into_iter()
+        .map(|script| Script::clone(script))
+        .collect()
 }
