@@ -6,12 +6,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 
-use napi::bindgen_prelude::{FnArgs, Function, PromiseRaw};
+use napi::bindgen_prelude::{FnArgs, Function, PromiseRaw, Utf16String};
 use napi::Env;
 use napi_derive::napi;
 use serde_json::Value;
 
-use crate::completion::{Completer, Outcome};
+use crate::completion::{Completer, JsText, Outcome};
 use crate::config::{self, CommonOptions, RedisConfig, RedisOptions, StoreEnv};
 use crate::error::{StoreError, StoreResult};
 use crate::logger::Logger;
@@ -69,7 +69,7 @@ fn string_arg(name: &str, value: Option<Value>, error: fn(String) -> StoreError)
     }
 }
 
-fn record_arg(id: &str, json: Option<String>) -> StoreResult<String> {
+fn record_arg<T>(id: &str, json: Option<T>) -> StoreResult<T> {
     json.ok_or_else(|| StoreError::InvalidRecord(format!("conversation {id:?} must be a plain object, got undefined")))
 }
 
@@ -98,14 +98,20 @@ fn json_array(pairs: Vec<String>) -> String {
     array
 }
 
-/// The tokio runtime behind every store: one worker thread. A call's work on
-/// tokio is small (encode, a socket write, a reply to route), so one worker
-/// keeps up, and it spares the cross-thread wake-ups (and the core) that a
-/// worker per CPU would cost next to Node's own thread and Redis.
+/// The tokio runtime behind every store: one worker thread by default
+/// (`REDIS_STORE_WORKER_THREADS` to change it). A call's work on tokio is
+/// small (encode, a socket write, a reply to route), so one worker keeps up,
+/// and it spares the cross-thread wake-ups (and the core) that a worker per
+/// CPU would cost next to Node's own thread and Redis.
 #[napi_derive::module_init]
 fn init_runtime() {
+    let workers = std::env::var("REDIS_STORE_WORKER_THREADS")
+        .ok()
+        .and_then(|value| value.trim().parse::<usize>().ok())
+        .filter(|count| (1..=64).contains(count))
+        .unwrap_or(1);
     let built = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
+        .worker_threads(workers)
         .thread_name("redis-conversation-store")
         .enable_all()
         .build();
@@ -165,21 +171,25 @@ impl NativeRedisStore {
         let core = self.core.clone();
         self.completer.spawn(env, async move {
             let id = string_arg("id", id, StoreError::InvalidId)?;
-            core.get(&id).await.map(Outcome::Text)
+            Ok(Outcome::Text(core.get(&id).await?.map(JsText::from)))
         })
     }
 
+    /// `json` is read as UTF-16 (a copy for V8) and turned into UTF-8 on
+    /// tokio, off the JS thread.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn set<'env>(
         &self,
         env: &'env Env,
         id: Option<Value>,
-        json: Option<String>,
+        json: Option<Utf16String>,
     ) -> napi::Result<PromiseRaw<'env, ()>> {
         let core = self.core.clone();
         self.completer.spawn(env, async move {
             let id = string_arg("id", id, StoreError::InvalidId)?;
             let json = record_arg(&id, json)?;
+            let json = String::from_utf16(&json)
+                .map_err(|_| StoreError::InvalidRecord(format!("conversation {id:?} is not valid Unicode text")))?;
             core.set(&id, json).await.map(|()| Outcome::Unit)
         })
     }
@@ -207,7 +217,7 @@ impl NativeRedisStore {
             let user_id = string_arg("userId", user_id, StoreError::InvalidUserId)?;
             let query = list_query(options, core.policy().list_limit)?;
             let pairs = core.list_by_user(&user_id, query).await?;
-            Ok(Outcome::Text(Some(json_array(pairs))))
+            Ok(Outcome::Text(Some(JsText::from(json_array(pairs)))))
         })
     }
 

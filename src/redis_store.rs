@@ -88,20 +88,37 @@ impl RedisStoreCore {
         let key = self.keys.record(id);
         let index = self.keys.user_index(&record.user_id);
         let what = format!("SET {key}");
+        // One transaction: the move out of a previous owner's index, the
+        // record, the index entry and both TTLs, applied as one step.
+        let mut transaction = redis::pipe();
+        transaction
+            .atomic()
+            .cmd("EVAL")
+            .arg(scripts::MOVE_OWNER_SOURCE.as_str())
+            .arg(1)
+            .arg(&key)
+            .arg(id)
+            .arg(&record.user_id)
+            .arg(self.keys.prefix())
+            .ignore()
+            .cmd("SET")
+            .arg(&key)
+            .arg(&record.json)
+            .arg("EX")
+            .arg(self.policy.ttl_seconds)
+            .ignore()
+            .cmd("ZADD")
+            .arg(&index)
+            .arg(record.score)
+            .arg(id)
+            .ignore()
+            .cmd("EXPIRE")
+            .arg(&index)
+            .arg(self.policy.index_ttl_seconds())
+            .ignore();
         self.link
             .run(&what, |mut connection| async move {
-                scripts::SET_SCRIPT
-                    .key(&key)
-                    .key(&index)
-                    .arg(&record.json)
-                    .arg(self.policy.ttl_seconds)
-                    .arg(self.policy.index_ttl_seconds())
-                    .arg(record.score)
-                    .arg(id)
-                    .arg(&record.user_id)
-                    .arg(self.keys.prefix())
-                    .invoke_async::<i64>(&mut connection)
-                    .await
+                transaction.query_async::<()>(&mut connection).await
             })
             .await?;
         Ok(())
