@@ -1,5 +1,8 @@
-//! Lua scripts that make each single-node operation one atomic step and one
-//! round trip. They only touch keys of the documented layout.
+//! Lua scripts: the parts of `set`, `delete` and a sliding `get` that must
+//! read a record and act on its owner's index in one atomic step, plus the
+//! single-slot steps of the cluster path and the pruning of stale index
+//! entries. They only touch keys of the documented layout, and they never
+//! carry a record through Lua when a plain command can move it.
 
 use std::sync::LazyLock;
 
