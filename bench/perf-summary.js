@@ -77,9 +77,10 @@ async function main() {
   for (const t of threads.values()) byComm.set(t.comm, (byComm.get(t.comm) ?? 0) + t.total);
   console.log(`samples: ${all}; by thread name: ${[...byComm].map(([c, n]) => `${c} ${((100 * n) / all).toFixed(1)}%`).join(', ')}`);
   const main = [...threads.values()].filter((t) => t.comm === 'node').sort((a, b) => b.total - a.total)[0];
-  for (const t of [main, ...[...threads.values()].filter((t) => t.comm !== 'node' && t.total > all * 0.02)]) {
+  const others = [...threads.values()].filter((t) => t !== main && t.total > all * 0.02).sort((a, b) => b.total - a.total);
+  for (const t of [main, ...others]) {
     if (!t) continue;
-    console.log(`\n${t === main ? 'main thread' : t.comm} (tid ${t.tid}): ${t.total} samples, ${((100 * t.total) / all).toFixed(1)}% of all`);
+    console.log(`\n${t === main ? 'main thread' : t.comm === 'node' ? 'node (V8/libuv helper thread)' : t.comm} (tid ${t.tid}): ${t.total} samples, ${((100 * t.total) / all).toFixed(1)}% of all`);
     const rows = t === main ? t.categories : t.leaves;
     if (t !== main) console.log('  (top leaf functions)');
     for (const [name, n] of [...rows].sort((a, b) => b[1] - a[1]).slice(0, t === main ? 30 : 10)) {

@@ -29,6 +29,15 @@ function parseArgs(argv) {
   return opts;
 }
 
+/** Redis's own time per command (server CPU inside the command), and per store operation. */
+function printCommandStats(info, ops) {
+  for (const [, name, calls, usec] of info.matchAll(/cmdstat_(\w+):calls=(\d+),usec=(\d+)/g)) {
+    if (name === 'config' || name === 'info') continue;
+    console.log(`  redis ${name}: ${calls} calls, ${(usec / calls).toFixed(1)} µs/call, ` +
+      `${(usec / ops).toFixed(1)} µs per store operation`);
+  }
+}
+
 async function main() {
   const opts = parseArgs(process.argv.slice(2));
   useAsciiText(Boolean(opts.ascii));
@@ -43,6 +52,7 @@ async function main() {
     const limit = opts.op === 'delete' ? Math.floor(DELETE_SEED_BYTES / size.bytes) : 10_000_000;
     const gc = collector();
     for (const [phase, seconds] of [['warmup', opts.warmup], ['measure', opts.seconds]]) {
+      if (phase === 'measure') await opened.admin.config('RESETSTAT');
       const prepared = await workload.prepare(ctx, opts.store, store, limit);
       gc();
       const run = await runPool({ op: prepared.op, concurrency: opts.concurrency, limit, durationMs: seconds * 1000 });
@@ -51,7 +61,9 @@ async function main() {
       console.log(`${phase}: ${opts.store} ${opts.op} ${opts.size} c=${opts.concurrency}: ${Math.round(s.opsPerSec)} ops/s, ` +
         `p50 ${s.p50Ms.toFixed(3)} ms, p99 ${s.p99Ms.toFixed(3)} ms, main busy ${s.busyUsPerOp.toFixed(1)} µs/op ` +
         `(ELU ${(s.utilization * 100).toFixed(0)}%), main CPU ${s.mainCpuUsPerOp.toFixed(1)} µs/op, ` +
+        `main run-queue wait ${s.mainRunQueueUsPerOp.toFixed(1)} µs/op, ` +
         `process CPU ${s.processCpuUsPerOp.toFixed(1)} µs/op`);
+      if (phase === 'measure') printCommandStats(await opened.admin.info('commandstats'), run.ops);
     }
   } finally {
     await opened.close();

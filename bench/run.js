@@ -17,6 +17,7 @@
 // --rounds, --no-ceiling) write bench/results/partial.* instead of latest.*,
 // so a smoke check never replaces the published numbers (--out NAME to choose).
 
+const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -175,8 +176,22 @@ async function redisVersion(admin) {
   return /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown';
 }
 
+/** Which build was measured: the addon's hash and time, and the git state of the sources. */
+function buildIdentity() {
+  const root = path.join(__dirname, '..');
+  const addon = path.join(root, 'redis-conversation-store.node');
+  const git = (args) => spawnSync('git', args, { cwd: root, encoding: 'utf8' }).stdout?.trim() ?? '';
+  return {
+    addonSha256: crypto.createHash('sha256').update(fs.readFileSync(addon)).digest('hex').slice(0, 16),
+    addonModified: fs.statSync(addon).mtime.toISOString(),
+    gitHead: git(['rev-parse', '--short', 'HEAD']),
+    gitDirty: git(['status', '--porcelain', '--', 'src', 'index.js', 'Cargo.toml']).split('\n').filter(Boolean),
+  };
+}
+
 function environment(opts, redis) {
   return {
+    build: buildIdentity(),
     date: new Date().toISOString(),
     node: process.version,
     v8: process.versions.v8,

@@ -18,6 +18,7 @@ use crate::logger::Logger;
 use crate::memory_store::MemoryStoreCore;
 use crate::record::ListQuery;
 use crate::redis_store::RedisStoreCore;
+use crate::text::utf16_to_utf8;
 
 type LogCallback<'a> = Function<'a, FnArgs<(String, String)>, ()>;
 
@@ -188,8 +189,8 @@ impl NativeRedisStore {
         self.completer.spawn(env, async move {
             let id = string_arg("id", id, StoreError::InvalidId)?;
             let json = record_arg(&id, json)?;
-            let json = String::from_utf16(&json)
-                .map_err(|_| StoreError::InvalidRecord(format!("conversation {id:?} is not valid Unicode text")))?;
+            let json = utf16_to_utf8(&json)
+                .ok_or_else(|| StoreError::InvalidRecord(format!("conversation {id:?} is not valid Unicode text")))?;
             core.set(&id, json).await.map(|()| Outcome::Unit)
         })
     }

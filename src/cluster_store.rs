@@ -37,7 +37,7 @@ impl RedisStoreCore {
     pub(crate) async fn cluster_get(&self, id: &str) -> StoreResult<Option<String>> {
         let key = self.keys.record(id);
         let ttl = self.policy.ttl_seconds;
-        let found: Option<String> = self
+        let found: Option<Vec<u8>> = self
             .link
             .run(&format!("GET {key}"), |mut connection| {
                 let command = if self.policy.sliding_expiry {
@@ -52,6 +52,7 @@ impl RedisStoreCore {
                 async move { command.query_async(&mut connection).await }
             })
             .await?;
+        let found = found.map(record::text_from_bytes);
         if self.policy.sliding_expiry {
             if let Some(owner) = found.as_deref().and_then(record::owner_of) {
                 let index = self.keys.user_index(&owner);

@@ -41,10 +41,7 @@ impl From<String> for JsText {
         if text.is_ascii() {
             return JsText::Ascii(text);
         }
-        // UTF-16 never needs more units than UTF-8 has bytes.
-        let mut units = Vec::with_capacity(text.len());
-        units.extend(text.encode_utf16());
-        JsText::Utf16(units)
+        JsText::Utf16(crate::text::utf8_to_utf16(&text))
     }
 }
 

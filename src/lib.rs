@@ -20,3 +20,4 @@ pub mod memory_store;
 pub mod record;
 pub mod redis_store;
 pub mod scripts;
+pub mod text;

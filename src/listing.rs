@@ -45,14 +45,14 @@ impl RedisStoreCore {
             start += entries.len();
             let full_window = entries.len() == window;
             let keys: Vec<String> = entries.iter().map(|(id, _)| self.keys.record(id)).collect();
-            let records: Vec<Option<String>> = self
+            let records: Vec<Option<Vec<u8>>> = self
                 .link
                 .run(&format!("MGET records of {index}"), |mut connection| async move {
                     redis::cmd("MGET").arg(&keys).query_async(&mut connection).await
                 })
                 .await?;
             for ((id, score), json) in entries.into_iter().zip(records) {
-                match json {
+                match json.map(record::text_from_bytes) {
                     // Never another user's record, whatever an index says.
                     Some(json) if record::owner_of(&json).is_none_or(|owner| owner == user_id) => {
                         live.push((id, json, score))

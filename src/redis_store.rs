@@ -56,7 +56,7 @@ impl RedisStoreCore {
         }
         let key = self.keys.record(id);
         let what = format!("GET {key}");
-        if self.policy.sliding_expiry {
+        let found: Option<Vec<u8>> = if self.policy.sliding_expiry {
             let ttl = self.policy.ttl_seconds;
             let index_ttl = self.policy.index_ttl_seconds();
             let prefix = self.keys.prefix();
@@ -70,14 +70,15 @@ impl RedisStoreCore {
                         .invoke_async(&mut connection)
                         .await
                 })
-                .await
+                .await?
         } else {
             self.link
                 .run(&what, |mut connection| async move {
                     redis::cmd("GET").arg(&key).query_async(&mut connection).await
                 })
-                .await
-        }
+                .await?
+        };
+        Ok(found.map(record::text_from_bytes))
     }
 
     pub async fn set(&self, id: &str, json: String) -> StoreResult<()> {

@@ -18,8 +18,14 @@ const HAS_SCHEDSTAT = fs.existsSync(SCHEDSTAT);
  * looks busier than it is; this shows the difference.
  */
 function mainThreadCpuMs() {
-  if (!HAS_SCHEDSTAT) return NaN;
-  return Number(fs.readFileSync(SCHEDSTAT, 'utf8').split(' ')[0]) / 1e6;
+  return mainThreadSched().cpuMs;
+}
+
+/** The main thread's on-CPU time and its time runnable but waiting for a core (run-queue wait), in ms. */
+function mainThreadSched() {
+  if (!HAS_SCHEDSTAT) return { cpuMs: NaN, waitMs: NaN };
+  const [cpu, wait] = fs.readFileSync(SCHEDSTAT, 'utf8').split(' ');
+  return { cpuMs: Number(cpu) / 1e6, waitMs: Number(wait) / 1e6 };
 }
 
 /** CPU time of the whole process (every thread), in ms. */
@@ -37,7 +43,7 @@ function processCpuMs() {
 async function runPool({ op, concurrency, limit, durationMs = Infinity }) {
   const latencies = new Float64Array(limit);
   let issued = 0;
-  const cpuStart = { main: mainThreadCpuMs(), process: processCpuMs() };
+  const cpuStart = { main: mainThreadSched(), process: processCpuMs() };
   const eluStart = performance.eventLoopUtilization();
   const start = performance.now();
   const deadline = start + durationMs;
@@ -56,11 +62,13 @@ async function runPool({ op, concurrency, limit, durationMs = Infinity }) {
   await Promise.all(workers);
   const wallMs = performance.now() - start;
   const { active } = performance.eventLoopUtilization(eluStart);
+  const mainEnd = mainThreadSched();
   return {
     ops: issued,
     wallMs,
     activeMs: active,
-    mainCpuMs: mainThreadCpuMs() - cpuStart.main,
+    mainCpuMs: mainEnd.cpuMs - cpuStart.main.cpuMs,
+    mainWaitMs: mainEnd.waitMs - cpuStart.main.waitMs,
     processCpuMs: processCpuMs() - cpuStart.process,
     latencies: latencies.subarray(0, issued),
   };
@@ -93,13 +101,14 @@ function summarize(run) {
     busyUsPerOp: (run.activeMs * 1000) / run.ops,
     utilization: run.activeMs / run.wallMs,
     mainCpuUsPerOp: (run.mainCpuMs * 1000) / run.ops,
+    mainRunQueueUsPerOp: (run.mainWaitMs * 1000) / run.ops,
     processCpuUsPerOp: (run.processCpuMs * 1000) / run.ops,
   };
 }
 
 /** Medians of each metric over rounds. */
 function medianSummary(rounds) {
-  const keys = ['opsPerSec', 'p50Ms', 'p99Ms', 'busyUsPerOp', 'utilization', 'mainCpuUsPerOp', 'processCpuUsPerOp'];
+  const keys = ['opsPerSec', 'p50Ms', 'p99Ms', 'busyUsPerOp', 'utilization', 'mainCpuUsPerOp', 'mainRunQueueUsPerOp', 'processCpuUsPerOp'];
   const out = {};
   for (const key of keys) out[key] = median(rounds.map((round) => round[key]));
   out.ops = rounds.reduce((sum, round) => sum + round.ops, 0);
@@ -131,4 +140,4 @@ function timePerCall(fn, durationMs) {
   return ((now - start) * 1000) / calls;
 }
 
-module.exports = { mainThreadCpuMs, processCpuMs, runPool, quantile, median, summarize, medianSummary, collector, timePerCall };
+module.exports = { mainThreadSched, mainThreadCpuMs, processCpuMs, runPool, quantile, median, summarize, medianSummary, collector, timePerCall };
