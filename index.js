@@ -128,6 +128,12 @@ function construct(build) {
   }
 }
 
+function rethrowShaped(err) {
+  throw shapeError(err, RedisError, 'STORE_REPLY');
+}
+
+function nothing() {}
+
 /** What both stores share: encoding records, decoding them, the schema. */
 class StoreBase {
   #native;
@@ -192,32 +198,35 @@ class StoreBase {
     }
   }
 
-  async #call(method, ...args) {
-    let pending;
+  // Starts a native call: a promise of its result (the memory store answers
+  // at once), rejected with a shaped error. Plain promise chains, not nested
+  // async functions: this is on every call's path.
+  #call(method, first, second) {
+    let result;
     try {
-      pending = this.#native[method](...args);
+      result = this.#native[method](first, second);
     } catch (err) {
-      throw argumentError(method, args[0], err);
+      return Promise.reject(argumentError(method, first, err));
     }
+    return Promise.resolve(result).catch(rethrowShaped);
+  }
+
+  get(id) {
+    return this.#call('get', id).then((text) => (text == null ? undefined : this.#decode(id, text)));
+  }
+
+  set(id, conversation) {
+    let json;
     try {
-      return await pending;
+      json = this.#encode(id, conversation);
     } catch (err) {
-      throw shapeError(err, RedisError, 'STORE_REPLY');
+      return Promise.reject(err);
     }
+    return this.#call('set', id, json).then(nothing);
   }
 
-  async get(id) {
-    const text = await this.#call('get', id);
-    return text == null ? undefined : this.#decode(id, text);
-  }
-
-  async set(id, conversation) {
-    const json = this.#encode(id, conversation);
-    await this.#call('set', id, json);
-  }
-
-  async delete(id) {
-    await this.#call('delete', id);
+  delete(id) {
+    return this.#call('delete', id).then(nothing);
   }
 
   async listByUser(userId, options) {
