@@ -4,7 +4,9 @@
 // redis-server this process spawns (loopback, no persistence), in alternating
 // rounds on identical workloads; plus redis-benchmark's raw GET/SET on the
 // same server. Prints a table with the targets of issue 4 and writes
-// bench/results/latest.{json,md} and bench/results/throughput.svg.
+// bench/results/latest.{json,md} and bench/results/throughput.svg; a full
+// run then measures the cluster line (bench/cluster.js) and copies both
+// tables into README.md.
 //
 //   node bench/run.js                     full run (5 rounds per row, a few minutes)
 //   node bench/run.js --quick             1 short round per row: a smoke check
@@ -29,6 +31,7 @@ const { runPool, summarize, medianSummary, median, collector, timePerCall } = re
 const { openStores, STORE_NAMES } = require('./lib/stores');
 const { WORKLOADS, OP_ORDER, setupSize, checkStores, floorSink } = require('./lib/workloads');
 const { measureCeiling } = require('./lib/ceiling');
+const { updateReadme } = require('./lib/readme');
 const { targetsFor } = require('./lib/targets');
 const report = require('./lib/report');
 const { throughputChart } = require('./lib/chart');
@@ -260,6 +263,12 @@ function printResults(results) {
   console.log(report.targetLines(results.targets).join('\n'));
 }
 
+function runClusterBench() {
+  console.error('\n# cluster: node bench/cluster.js');
+  const result = spawnSync(process.execPath, [path.join(__dirname, 'cluster.js')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return result.status ?? 1;
+}
+
 function runMemoryBench() {
   console.error('\n# memory: node --expose-gc bench/memory.js');
   const result = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, 'memory.js')], { stdio: 'inherit' });
@@ -292,7 +301,13 @@ async function main() {
     await server.stop();
   }
   printResults(results);
-  console.log(`\nwrote ${writeResults(results, opts.out).join(', ')} (${results.meta.durationSeconds} s)`);
+  const written = writeResults(results, opts.out);
+  if (opts.out === 'latest') {
+    // A full run publishes: the cluster line, then the README's copy of both.
+    if (runClusterBench() === 0) written.push('bench/results/cluster.{json,md}');
+    written.push(updateReadme());
+  }
+  console.log(`\nwrote ${written.join(', ')} (${results.meta.durationSeconds} s)`);
   if (opts.memory) process.exitCode = runMemoryBench();
 }
 
