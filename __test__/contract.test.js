@@ -334,6 +334,28 @@ for (const [storeName, makeContext] of FACTORIES) {
       if (raw) assert.equal(await raw.cli('ZSCORE', raw.index('plain'), 'c1'), '');
     });
 
+    it('owner changes and deletes work whatever comes before userId in the record (the store reads only the head when it can)', async () => {
+      const { store, raw } = await makeContext();
+      // userId first; after a string holding brackets; after nested data; after a long text.
+      const shapes = [
+        (user, i) => ({ userId: user, externalId: 'h', updatedAt: iso(i), history: [{ userId: 'decoy' }] }),
+        (user, i) => ({ title: 'a [draft] {x}', userId: user, updatedAt: iso(i), history: [] }),
+        (user, i) => ({ history: [{ userId: 'decoy' }], userId: user, updatedAt: iso(i) }),
+        (user, i) => ({ note: 'x'.repeat(3000), userId: user, updatedAt: iso(i) }),
+      ];
+      for (const [s, shape] of shapes.entries()) {
+        const id = `head-${s}`;
+        await store.set(id, { ...shape('h-a', 1), externalId: id });
+        await store.set(id, { ...shape('h-b', 2), externalId: id });
+        assert.deepEqual(ids(await store.listByUser('h-a')).filter((x) => x === id), [], `shape ${s}: left h-a`);
+        assert.ok(ids(await store.listByUser('h-b')).includes(id), `shape ${s}: listed for h-b`);
+        if (raw) assert.equal(await raw.cli('ZSCORE', raw.index('h-a'), id), '', `shape ${s}: h-a index`);
+        await store.delete(id);
+        if (raw) assert.equal(await raw.cli('ZSCORE', raw.index('h-b'), id), '', `shape ${s}: deleted from h-b index`);
+      }
+      assert.deepEqual(await store.listByUser('decoy'), []);
+    });
+
     it('delete is idempotent and removes the index entry', async () => {
       const { store, raw } = await makeContext();
       await store.set('c1', conversation('c1', 'u1', 1));

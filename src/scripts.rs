@@ -31,6 +31,25 @@ end
 local function index_key(prefix, user_id)
   return prefix .. 'user:' .. user_id .. ':conversations'
 end
+-- The owner of the record at `key`, reading only its first kilobyte when
+-- that settles it: a `"userId":"` with no bracket before it (after the
+-- opening brace) is at the top level, since nothing before it is nested.
+-- Otherwise the whole record is read. Returns exists, owner.
+local function owner_at(key)
+  local head = redis.call('GETRANGE', key, 0, 1023)
+  if head == '' then return redis.call('EXISTS', key) == 1, nil end
+  local first, last = string.find(head, '"userId":"', 1, true)
+  if string.sub(head, 1, 1) == '{' and first and not string.find(string.sub(head, 2, first - 1), '[%[{]') then
+    local close = string.find(head, '"', last + 1, true)
+    if close then
+      local value = string.sub(head, last + 1, close - 1)
+      if not string.find(value, '\\', 1, true) then return true, value end
+    end
+  end
+  local whole = redis.call('GET', key)
+  if not whole then return false, nil end
+  return true, owner_of(whole)
+end
 "#;
 
 /// KEYS: record. ARGV: id, new userId, prefix. The first command of `set`'s
@@ -39,21 +58,17 @@ end
 /// in the same transaction, so its bytes never pass through Lua (copying a
 /// 64 KB record into Lua and back made the whole script 30 times slower).
 const MOVE_OWNER: &str = r#"
-local old = redis.call('GET', KEYS[1])
-if old then
-  local previous = owner_of(old)
-  if previous and previous ~= ARGV[2] then
-    redis.call('ZREM', index_key(ARGV[3], previous), ARGV[1])
-  end
+local exists, previous = owner_at(KEYS[1])
+if previous and previous ~= ARGV[2] then
+  redis.call('ZREM', index_key(ARGV[3], previous), ARGV[1])
 end
 return 0
 "#;
 
 /// KEYS: record. ARGV: id, prefix. Deletes the record and its index entry.
 const DELETE: &str = r#"
-local old = redis.call('GET', KEYS[1])
-if not old then return 0 end
-local owner = owner_of(old)
+local exists, owner = owner_at(KEYS[1])
+if not exists then return 0 end
 if owner then redis.call('ZREM', index_key(ARGV[2], owner), ARGV[1]) end
 redis.call('DEL', KEYS[1])
 return 1
