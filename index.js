@@ -134,6 +134,10 @@ function rethrowShaped(err) {
 
 function nothing() {}
 
+function identity(value) {
+  return value;
+}
+
 /** What both stores share: encoding records, decoding them, the schema. */
 class StoreBase {
   #native;
@@ -198,21 +202,21 @@ class StoreBase {
     }
   }
 
-  // Starts a native call: a promise of its result (the memory store answers
-  // at once), rejected with a shaped error. Plain promise chains, not nested
-  // async functions: this is on every call's path.
-  #call(method, first, second) {
+  // Starts a native call and chains `then` onto it, shaping its failure: one
+  // promise per call on top of the native one (the memory store answers at
+  // once). Plain chains, not nested async functions: this is on every call's path.
+  #call(method, first, second, then = identity) {
     let result;
     try {
       result = this.#native[method](first, second);
     } catch (err) {
       return Promise.reject(argumentError(method, first, err));
     }
-    return Promise.resolve(result).catch(rethrowShaped);
+    return Promise.resolve(result).then(then, rethrowShaped);
   }
 
   get(id) {
-    return this.#call('get', id).then((text) => (text == null ? undefined : this.#decode(id, text)));
+    return this.#call('get', id, undefined, (text) => (text == null ? undefined : this.#decode(id, text)));
   }
 
   set(id, conversation) {
@@ -222,11 +226,11 @@ class StoreBase {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#call('set', id, json).then(nothing);
+    return this.#call('set', id, json, nothing);
   }
 
   delete(id) {
-    return this.#call('delete', id).then(nothing);
+    return this.#call('delete', id, undefined, nothing);
   }
 
   async listByUser(userId, options) {
