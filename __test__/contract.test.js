@@ -12,14 +12,16 @@ const { z } = require('zod');
 
 const { RedisStore, MemoryStore } = require('..');
 const { startRedis } = require('./support/redis-server');
+const { startCluster } = require('./support/redis-cluster');
 
 let srv;
+let cluster;
 let prefixCounter = 0;
 /** Stores opened by the current test, closed after it. */
 let opened = [];
 
 before(async () => {
-  srv = await startRedis();
+  [srv, cluster] = await Promise.all([startRedis(), startCluster()]);
 });
 
 afterEach(async () => {
@@ -29,7 +31,7 @@ afterEach(async () => {
 });
 
 after(async () => {
-  if (srv) await srv.stop();
+  await Promise.all([srv?.stop(), cluster?.stop()]);
 });
 
 /** A logger that keeps its lines, to check `[STORE]` warnings. */
@@ -52,10 +54,37 @@ function capturingLogger() {
 /**
  * Each factory returns a context for one test:
  *   store     — the store under test (options passed through)
- *   another() — a second store on the same key space (Redis only; null for
- *               memory, whose instances share nothing)
+ *   another(o) — a second store on the same key space, options `o` on top
+ *               (Redis only; memory instances share nothing)
  *   raw       — for Redis: key(name) (with prefix), cli(...args); null for memory
  */
+/** A RedisStore on one server or on the cluster, with raw access to the key's node. */
+function redisFactory(target) {
+  return async (opts = {}) => {
+    const keyPrefix = `t${++prefixCounter}:`;
+    const connection =
+      target === 'cluster' ? { url: cluster.seedUrl, cluster: true } : { url: srv.url };
+    const make = (more = {}) => {
+      const store = new RedisStore({ ...connection, allowPlaintext: true, keyPrefix, logger: null, ...opts, ...more });
+      opened.push(store);
+      return store;
+    };
+    // Every raw command here names its key first: send it to the node that owns it.
+    const cli = target === 'cluster' ? async (...args) => (await cluster.nodeForKey(args[1])).cli(...args) : (...args) => srv.cli(...args);
+    return {
+      store: make(),
+      another: make,
+      raw: {
+        prefix: keyPrefix,
+        key: (name) => `${keyPrefix}${name}`,
+        cli,
+        index: (userId) => `${keyPrefix}user:${userId}:conversations`,
+        record: (id) => `${keyPrefix}conv:${id}`,
+      },
+    };
+  };
+}
+
 const FACTORIES = [
   [
     'MemoryStore',
@@ -65,34 +94,8 @@ const FACTORIES = [
       return { store, raw: null };
     },
   ],
-  [
-    'RedisStore',
-    async (opts = {}) => {
-      const keyPrefix = `t${++prefixCounter}:`;
-      const make = (more = {}) => {
-        const store = new RedisStore({
-          url: srv.url,
-          allowPlaintext: true,
-          keyPrefix,
-          logger: null,
-          ...opts,
-          ...more,
-        });
-        opened.push(store);
-        return store;
-      };
-      return {
-        store: make(),
-        raw: {
-          prefix: keyPrefix,
-          key: (name) => `${keyPrefix}${name}`,
-          cli: (...args) => srv.cli(...args),
-          index: (userId) => `${keyPrefix}user:${userId}:conversations`,
-          record: (id) => `${keyPrefix}conv:${id}`,
-        },
-      };
-    },
-  ],
+  ['RedisStore', redisFactory('single')],
+  ['RedisStore on a cluster', redisFactory('cluster')],
 ];
 
 const BASE_TIME = Date.parse('2024-03-01T12:00:00.000Z');
@@ -151,7 +154,7 @@ const ids = (records) => records.map((r) => r.externalId);
 
 for (const [storeName, makeContext] of FACTORIES) {
   describe(`contract: ${storeName}`, () => {
-    const isRedis = storeName === 'RedisStore';
+    const isRedis = storeName.startsWith('RedisStore');
 
     it('set then get round-trips the record', async () => {
       const { store } = await makeContext();
@@ -413,7 +416,7 @@ for (const [storeName, makeContext] of FACTORIES) {
 
     if (isRedis) {
       it('slidingExpiry: get refreshes the record and index TTLs (off by default)', async () => {
-        const { store, raw } = await makeContext({ ttlSeconds: 100, slidingExpiry: true });
+        const { store, raw, another } = await makeContext({ ttlSeconds: 100, slidingExpiry: true });
         await store.set('c1', conversation('c1', 'u1', 1));
         await raw.cli('EXPIRE', raw.record('c1'), '10');
         await raw.cli('EXPIRE', raw.index('u1'), '10');
@@ -424,8 +427,7 @@ for (const [storeName, makeContext] of FACTORIES) {
         assert.ok(indexTtl > 3695 && indexTtl <= 3700, `index TTL ${indexTtl}`);
 
         // Without slidingExpiry a read leaves the TTL alone.
-        const plain = new RedisStore({ url: srv.url, allowPlaintext: true, keyPrefix: raw.prefix, ttlSeconds: 100, logger: null });
-        opened.push(plain);
+        const plain = another({ slidingExpiry: false });
         await raw.cli('EXPIRE', raw.record('c1'), '10');
         assert.ok(await plain.get('c1'));
         assert.ok(Number(await raw.cli('TTL', raw.record('c1'))) <= 10);
@@ -506,7 +508,8 @@ for (const [storeName, makeContext] of FACTORIES) {
         await store.delete('truncated');
         assert.equal(await store.get('garbage'), undefined);
         assert.equal(await store.get('truncated'), undefined);
-        assert.equal(await raw.cli('EXISTS', raw.record('garbage'), raw.record('truncated')), '0');
+        assert.equal(await raw.cli('EXISTS', raw.record('garbage')), '0');
+        assert.equal(await raw.cli('EXISTS', raw.record('truncated')), '0');
         const warningsBefore = logger.lines.warn.length;
         assert.deepEqual(ids(await store.listByUser('u1')), ['good']);
         assert.equal(logger.lines.warn.length, warningsBefore, 'nothing left to warn about');
