@@ -308,7 +308,9 @@ class RedisCluster {
   async primaries() {
     const nodes = await this.clusterNodes();
     return nodes
-      .filter((n) => n.flags.includes('master') && !isFailed(n))
+      // A master without slots serves no data (e.g. a replica that gossip
+      // still shows as master just after the cluster formed).
+      .filter((n) => n.flags.includes('master') && !isFailed(n) && n.slots.length > 0)
       .sort((a, b) => (a.slots[0]?.[0] ?? Infinity) - (b.slots[0]?.[0] ?? Infinity))
       .map((n) => ({ handle: n.handle, port: n.port, slots: n.slots, nodeId: n.nodeId }));
   }
