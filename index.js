@@ -70,7 +70,7 @@ function shapeError(err, fallback = StoreInputError, fallbackCode = 'STORE_INVAL
 function argumentError(method, first, err) {
   const shaped = shapeError(err);
   if (shaped.code !== 'STORE_INVALID_ARGUMENT' || typeof first === 'string') return shaped;
-  const [name, code] = method === 'listByUser' ? ['userId', 'STORE_INVALID_USER_ID'] : ['id', 'STORE_INVALID_ID'];
+  const [name, code] = method.startsWith('listByUser') ? ['userId', 'STORE_INVALID_USER_ID'] : ['id', 'STORE_INVALID_ID'];
   const got = first === null ? 'null' : typeof first;
   return new StoreInputError(code, `${name} must be a non-empty string, got ${got}`, { cause: err });
 }
