@@ -155,7 +155,9 @@ impl Link {
                 scripts,
             }),
         };
-        logger_info_connecting(&link);
+        link.inner
+            .logger
+            .info(format!("connecting to {}", link.inner.redacted_url));
         let supervisor = link.clone();
         napi::bindgen_prelude::spawn(async move { supervisor.supervise().await });
         Ok(link)
@@ -460,12 +462,6 @@ impl Link {
 async fn until_closed(state: &mut watch::Receiver<LinkState>) {
     // The guard returned by wait_for is not Send: drop it here, not in a select! arm.
     let _ = state.wait_for(|state| state.status == Status::Closed).await.is_ok();
-}
-
-fn logger_info_connecting(link: &Link) {
-    link.inner
-        .logger
-        .info(format!("connecting to {}", link.inner.redacted_url));
 }
 
 /// A number in [0, 1) for backoff jitter; std's hasher keys are random per call.
