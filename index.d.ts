@@ -144,6 +144,12 @@ export interface RedisStoreOptions<T = StoredConversation> extends MemoryStoreOp
   /** Longest reconnection delay, in ms. Reconnection never gives up. Default `5000`. */
   reconnectMaxDelayMs?: number | undefined;
   /**
+   * How often a quiet connection is checked with a PING, in ms (one cut while
+   * idle, e.g. by a cloud load balancer, is replaced before a call needs it).
+   * Default `10000`.
+   */
+  heartbeatIntervalMs?: number | undefined;
+  /**
    * Treat `url` as a seed node of a Redis Cluster (see the README for the
    * consistency each operation keeps there). Default `false`.
    * Env: `REDIS_CLUSTER=true` (then `REDIS_URL` may list seeds, comma-separated).

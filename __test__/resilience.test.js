@@ -205,6 +205,23 @@ describe('faults on a plain server', () => {
     });
   });
 
+  it('notices a connection that died while idle, without any call, and replaces it', async () => {
+    const { lines, logger } = captureLogger();
+    const store = plainStore({ logger, heartbeatIntervalMs: 100 });
+    await store.set('idle-1', conversation());
+    assert.equal(store.status, 'ready');
+    server.pause();
+    try {
+      // No call is made: the heartbeat alone must find out.
+      await pollUntil(() => store.status !== 'ready', { what: 'the heartbeat to give up the hung connection' });
+      assert.ok(lines.some(({ line }) => /lost the connection.*PING/.test(line)), JSON.stringify(lines));
+    } finally {
+      server.resume();
+    }
+    await pollUntil(() => store.status === 'ready', { what: 'reconnection after SIGCONT' });
+    assert.equal((await store.get('idle-1')).userId, 'u1');
+  });
+
   it('times out a slow command with STORE_TIMEOUT, then serves again', async () => {
     const store = plainStore();
     await store.set('slow-1', conversation());

@@ -18,6 +18,7 @@ pub const DEFAULT_LIST_LIMIT: usize = 50;
 pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_RECONNECT_MIN_DELAY_MS: u64 = 100;
 pub const DEFAULT_RECONNECT_MAX_DELAY_MS: u64 = 5_000;
+pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 10_000;
 /// The user index outlives its records by this much, as in the ioredis store.
 pub const INDEX_TTL_EXTRA_SECONDS: u64 = 3_600;
 pub const DEFAULT_EXCLUDED_FIELD: &str = "sdkConversationRef";
@@ -64,6 +65,8 @@ pub struct RedisOptions {
     pub sliding_expiry: Option<bool>,
     pub reconnect_min_delay_ms: Option<f64>,
     pub reconnect_max_delay_ms: Option<f64>,
+    /// How often an idle connection is checked with a PING.
+    pub heartbeat_interval_ms: Option<f64>,
     /// Treat `url` as a seed node of a Redis Cluster.
     pub cluster: Option<bool>,
     /// More seed nodes of the cluster (same scheme and credentials as `url`).
@@ -179,6 +182,9 @@ pub struct RedisConfig {
     pub keys: KeyLayout,
     pub policy: RecordPolicy,
     pub backoff: Backoff,
+    /// A connection with no other sign of life is PINGed this often, so that
+    /// one a load balancer cut while idle is replaced before a call needs it.
+    pub heartbeat: Duration,
     /// Seed node URLs when talking to a Redis Cluster; `None` for one server.
     pub cluster_seeds: Option<Vec<String>>,
 }
@@ -268,6 +274,13 @@ impl RedisConfig {
                 min_delay: Duration::from_millis(min_delay),
                 max_delay: Duration::from_millis(max_delay),
             },
+            heartbeat: Duration::from_millis(whole(
+                "heartbeatIntervalMs",
+                options.heartbeat_interval_ms,
+                DEFAULT_HEARTBEAT_INTERVAL_MS,
+                50,
+                3_600_000,
+            )?),
             cluster_seeds,
         })
     }

@@ -116,6 +116,7 @@ struct LinkInner {
     redacted_url: String,
     command_timeout: Duration,
     connect_timeout: Duration,
+    heartbeat: Duration,
     backoff: crate::config::Backoff,
     state: watch::Sender<LinkState>,
     /// Operations ring this when the link looks dead; the supervisor probes it.
@@ -148,6 +149,7 @@ impl Link {
                 redacted_url: config.redacted_url.clone(),
                 command_timeout: config.command_timeout,
                 connect_timeout: config.connect_timeout,
+                heartbeat: config.heartbeat,
                 backoff: config.backoff,
                 state,
                 trouble: Notify::new(),
@@ -437,23 +439,31 @@ impl Link {
                     Some(push) if push.kind != PushKind::Disconnection => continue,
                     _ => return Some("the server closed the connection (ECONNRESET)".to_owned()),
                 },
-                _ = self.inner.trouble.notified() => {
-                    if self.is_closed() {
-                        return None;
-                    }
-                    let ping = redis::cmd("PING");
-                    let probe = ping.query_async::<String>(&mut connection);
-                    match tokio::time::timeout(self.inner.command_timeout, probe).await {
-                        Ok(Ok(_)) => continue,
-                        Ok(Err(err)) => return Some(format!("PING failed: {err}")),
-                        Err(_) => return Some(format!(
-                            "no answer to PING within {} ms (server hung or network path dead)",
-                            self.inner.command_timeout.as_millis()
-                        )),
-                    }
-                },
+                // A call saw trouble, or the link was quiet for a heartbeat:
+                // either way, a PING says whether the connection still works.
+                _ = self.inner.trouble.notified() => {}
+                _ = tokio::time::sleep(self.inner.heartbeat) => {}
                 _ = until_closed(&mut closed) => return None,
             }
+            if self.is_closed() {
+                return None;
+            }
+            if let Some(reason) = self.probe(&mut connection).await {
+                return Some(reason);
+            }
+        }
+    }
+
+    /// `None` when the connection answers a PING within the command timeout.
+    async fn probe(&self, connection: &mut Connection) -> Option<String> {
+        let ping = redis::cmd("PING");
+        match tokio::time::timeout(self.inner.command_timeout, ping.query_async::<String>(connection)).await {
+            Ok(Ok(_)) => None,
+            Ok(Err(err)) => Some(format!("PING failed: {err}")),
+            Err(_) => Some(format!(
+                "no answer to PING within {} ms (server hung, or the network path or an idle connection was cut)",
+                self.inner.command_timeout.as_millis()
+            )),
         }
     }
 }

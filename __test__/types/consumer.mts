@@ -84,6 +84,7 @@ const a: ConversationStore = new RedisStore({
   slidingExpiry: false,
   reconnectMinDelayMs: 100,
   reconnectMaxDelayMs: 5_000,
+  heartbeatIntervalMs: 10_000,
   schema: StoredConversationSchema,
   logger,
 });
