@@ -99,54 +99,45 @@ impl RedisStoreCore {
                     .await
             })
             .await?;
-        if let Some(previous) = previous_owner.filter(|owner| *owner != record.user_id) {
-            let old_index = self.keys.user_index(&previous);
-            self.link
-                .run(&format!("ZREM {old_index}"), |mut connection| async move {
-                    redis::cmd("ZREM")
-                        .arg(&old_index)
-                        .arg(id)
-                        .query_async::<i64>(&mut connection)
-                        .await
-                })
-                .await?;
+        match previous_owner.filter(|owner| *owner != record.user_id) {
+            Some(previous) => self.remove_from_index(&self.keys.user_index(&previous), id).await,
+            None => Ok(()),
         }
-        Ok(())
     }
 
     pub(crate) async fn cluster_delete(&self, id: &str) -> StoreResult<()> {
         let key = self.keys.record(id);
-        let removed: Option<String> = self
+        let removed: Option<Vec<u8>> = self
             .link
             .run(&format!("GETDEL {key}"), |mut connection| async move {
                 redis::cmd("GETDEL").arg(&key).query_async(&mut connection).await
             })
             .await?;
-        let Some(json) = removed else { return Ok(()) };
+        let Some(json) = removed.map(record::text_from_bytes) else {
+            return Ok(());
+        };
         let Some(owner) = record::owner_of(&json) else {
             return Ok(());
         };
         let index = self.keys.user_index(&owner);
         match record::updated_at_ms(&json) {
-            Some(score) => self.remove_if_score(&index, id, score as f64).await,
+            Some(score) => remove_if_score(&self.link, &index, id, score as f64).await,
             // No updatedAt: its score was the write time, which nobody kept.
-            None => {
-                self.link
-                    .run(&format!("ZREM {index}"), |mut connection| async move {
-                        redis::cmd("ZREM")
-                            .arg(&index)
-                            .arg(id)
-                            .query_async::<i64>(&mut connection)
-                            .await
-                    })
-                    .await?;
-                Ok(())
-            }
+            None => self.remove_from_index(&index, id).await,
         }
     }
 
-    async fn remove_if_score(&self, index: &str, id: &str, score: f64) -> StoreResult<()> {
-        remove_if_score(&self.link, index, id, score).await
+    async fn remove_from_index(&self, index: &str, id: &str) -> StoreResult<()> {
+        self.link
+            .run(&format!("ZREM {index}"), |mut connection| async move {
+                redis::cmd("ZREM")
+                    .arg(index)
+                    .arg(id)
+                    .query_async::<i64>(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok(())
     }
 }
 

@@ -230,7 +230,13 @@ impl RedisConfig {
                 "reconnectMaxDelayMs ({max_delay}) must not be below reconnectMinDelayMs ({min_delay})"
             )));
         }
-        let cluster_seeds = cluster_seeds(&url, options.cluster, options.cluster_nodes, allow_plaintext)?;
+        let cluster_seeds = cluster_seeds(
+            &url,
+            &parsed.scheme,
+            options.cluster,
+            options.cluster_nodes,
+            allow_plaintext,
+        )?;
         if cluster_seeds.is_some() && tls.as_ref().is_some_and(|tls| tls.servername.is_some()) {
             return Err(config_error(
                 "tls.servername is not supported with cluster: true (each node is reached by the name it announces)"
@@ -293,9 +299,11 @@ fn extra_seeds(count: usize) -> String {
     }
 }
 
-/// The seed URLs of a cluster, each checked like `url` and with its scheme.
+/// The seed URLs of a cluster: `url` (already checked, with `scheme`), then
+/// each of `nodes`, checked the same way and required to share the scheme.
 fn cluster_seeds(
     url: &str,
+    scheme: &str,
     cluster: Option<bool>,
     nodes: Option<Vec<String>>,
     allow_plaintext: bool,
@@ -306,7 +314,6 @@ fn cluster_seeds(
         }
         return Ok(None);
     }
-    let scheme = check_url("url", url, allow_plaintext)?.scheme;
     let mut seeds = vec![url.to_owned()];
     for (index, node) in nodes.unwrap_or_default().into_iter().enumerate() {
         let label = format!("clusterNodes[{index}]");

@@ -295,7 +295,7 @@ impl Link {
     }
 
     fn is_closed(&self) -> bool {
-        self.inner.state.borrow().status == Status::Closed
+        self.status() == Status::Closed
     }
 
     async fn supervise(self) {
