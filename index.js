@@ -1,8 +1,9 @@
 'use strict';
 // The npm face of redis-conversation-store. The store itself (validation, key
 // layout, scripts, TTLs, connection handling) lives in Rust; this layer only
-// turns records into JSON text and back (one crossing per record), calls the
-// user's schema and logger, and shapes native errors into JS error classes.
+// checks the JS types of the arguments, turns records into JSON text and back
+// (one crossing per record), calls the user's schema and logger, and gives
+// native errors (which carry their `code`) their JS error class.
 
 const native = require('./redis-conversation-store.node');
 
@@ -42,37 +43,62 @@ class StoreDataError extends Error {
   }
 }
 
-const ERROR_CLASSES = { RedisError, StoreInputError, StoreConfigError, StoreDataError };
-const WIRE_ERROR = /^(RedisError|StoreInputError|StoreConfigError|StoreDataError)\|(STORE_[A-Z_]+)\|([\s\S]*)$/;
+/**
+ * The JS class of every `code` the native side sets (one per `StoreError`
+ * variant in src/error.rs; __test__/errors.test.js checks this table
+ * against the native list).
+ */
+const ERROR_CLASS_BY_CODE = new Map([
+  ['STORE_INVALID_ID', StoreInputError],
+  ['STORE_INVALID_USER_ID', StoreInputError],
+  ['STORE_INVALID_UPDATED_AT', StoreInputError],
+  ['STORE_INVALID_RECORD', StoreInputError],
+  ['STORE_RECORD_TOO_LARGE', StoreInputError],
+  ['STORE_INVALID_ARGUMENT', StoreInputError],
+  ['STORE_INVALID_CONFIG', StoreConfigError],
+  ['STORE_CORRUPT_RECORD', StoreDataError],
+  ['STORE_UNAVAILABLE', RedisError],
+  ['STORE_TIMEOUT', RedisError],
+  ['STORE_AUTH', RedisError],
+  ['STORE_TLS', RedisError],
+  ['STORE_REPLY', RedisError],
+  ['STORE_CLOSED', RedisError],
+]);
 
 /**
- * Native errors travel as `<class>|<code>|<message>`. Anything else came from
- * napi's argument conversion (a value of the wrong type), reported as
- * `fallback` with its own code.
+ * A native error, as the class its `code` names. The stack keeps the native
+ * error's frames (the caller's, on synchronous paths), not this function's.
+ * An error without a store code (a failure of N-API itself) is left as it is.
  */
-function shapeError(err, fallback = StoreInputError, fallbackCode = 'STORE_INVALID_ARGUMENT') {
-  const match = err instanceof Error ? WIRE_ERROR.exec(err.message) : null;
-  if (!match) {
-    const message = err instanceof Error ? err.message : String(err);
-    return new fallback(fallbackCode, message, { cause: err });
-  }
-  const shaped = new ERROR_CLASSES[match[1]](match[2], match[3]);
-  // Point the stack at the caller's await, not at the napi glue.
+function shapeError(err) {
+  const ErrorClass = err instanceof Error ? ERROR_CLASS_BY_CODE.get(err.code) : undefined;
+  if (ErrorClass === undefined) return err;
+  const shaped = new ErrorClass(err.code, err.message);
   if (err.stack) shaped.stack = `${shaped.name}: ${shaped.message}\n${err.stack.split('\n').slice(1).join('\n')}`;
   return shaped;
 }
 
+/** How a wrong argument is named in its error: `a number`, `null`, `an array`... */
+function describeType(value) {
+  if (value === null || value === undefined) return String(value);
+  if (Array.isArray(value)) return 'an array';
+  const type = typeof value;
+  return type === 'object' ? 'an object' : `a ${type}`;
+}
+
+/** The string arguments: what their errors call them, and their code. */
+const ID = { name: 'id', code: 'STORE_INVALID_ID' };
+const USER_ID = { name: 'userId', code: 'STORE_INVALID_USER_ID' };
+
 /**
- * A value napi could not even convert (a function, a symbol, NaN...) in
- * place of the id or userId: name the argument, as the store does for the
- * other wrong types.
+ * The error for an id or userId that is not a string. This is the one check
+ * of their JS type: the binding takes them as strings and checks their
+ * content (empty, too long) in src/record.rs.
  */
-function argumentError(method, first, err) {
-  const shaped = shapeError(err);
-  if (shaped.code !== 'STORE_INVALID_ARGUMENT' || typeof first === 'string') return shaped;
-  const [name, code] = method.startsWith('listByUser') ? ['userId', 'STORE_INVALID_USER_ID'] : ['id', 'STORE_INVALID_ID'];
-  const got = first === null ? 'null' : typeof first;
-  return new StoreInputError(code, `${name} must be a non-empty string, got ${got}`, { cause: err });
+function notAString(argument, value) {
+  const err = new StoreInputError(argument.code, `${argument.name} must be a non-empty string, got ${describeType(value)}`);
+  Error.captureStackTrace(err, notAString); // the stack starts at the store's method
+  return err;
 }
 
 const REDIS_ERROR_NAMES = new Set([
@@ -124,12 +150,12 @@ function construct(build) {
   try {
     return build();
   } catch (err) {
-    throw shapeError(err, StoreConfigError, 'STORE_INVALID_CONFIG');
+    throw shapeError(err);
   }
 }
 
 function rethrowShaped(err) {
-  throw shapeError(err, RedisError, 'STORE_REPLY');
+  throw shapeError(err);
 }
 
 function nothing() {}
@@ -157,21 +183,17 @@ class StoreBase {
     return this.#native;
   }
 
-  // Fields never persisted (e.g. a live SDK object) are dropped before
-  // JSON.stringify ever sees them; the rest is kept exactly as it is.
+  // Fields never persisted (e.g. a live SDK object) are dropped here, and
+  // only here, before JSON.stringify ever sees them; the rest is kept exactly
+  // as it is. A record with toJSON() is read through it first, as
+  // JSON.stringify would, so what it returns is what loses the fields.
   #encode(id, record) {
-    let value = record;
-    if (record !== null && typeof record === 'object' && !Array.isArray(record)) {
-      for (const field of this.#excluded) {
-        if (Object.prototype.hasOwnProperty.call(record, field)) {
-          value = { ...record };
-          for (const excluded of this.#excluded) delete value[excluded];
-          break;
-        }
-      }
-    }
+    let json;
     try {
-      return JSON.stringify(value);
+      let value = record;
+      if (value !== null && typeof value === 'object' && typeof value.toJSON === 'function') value = value.toJSON('');
+      if (value !== null && typeof value === 'object' && !Array.isArray(value)) value = this.#withoutExcluded(value);
+      json = JSON.stringify(value);
     } catch (err) {
       throw new StoreInputError(
         'STORE_INVALID_RECORD',
@@ -179,6 +201,22 @@ class StoreBase {
         { cause: err },
       );
     }
+    if (json === undefined) {
+      // undefined, a function or a symbol: JSON.stringify has no text for it.
+      throw new StoreInputError('STORE_INVALID_RECORD', `conversation ${JSON.stringify(String(id))} must be a plain object, got undefined`);
+    }
+    return json;
+  }
+
+  #withoutExcluded(record) {
+    for (const field of this.#excluded) {
+      if (Object.prototype.hasOwnProperty.call(record, field)) {
+        const copy = { ...record };
+        for (const excluded of this.#excluded) delete copy[excluded];
+        return copy;
+      }
+    }
+    return record;
   }
 
   #decode(id, text, { useSchema = true } = {}) {
@@ -204,19 +242,21 @@ class StoreBase {
 
   // Starts a native call and chains `then` onto it, shaping its failure: one
   // promise per call on top of the native one (the memory store answers at
-  // once). Plain chains, not nested async functions: this is on every call's path.
-  #call(method, first, second, then = identity) {
+  // once). Plain chains, not nested async functions: this is on every call's
+  // path. `first` is the id or userId (`argument` says which).
+  #call(method, argument, first, second, then = identity) {
+    if (typeof first !== 'string') return Promise.reject(notAString(argument, first));
     let result;
     try {
       result = this.#native[method](first, second);
     } catch (err) {
-      return Promise.reject(argumentError(method, first, err));
+      return Promise.reject(shapeError(err));
     }
     return Promise.resolve(result).then(then, rethrowShaped);
   }
 
   get(id) {
-    return this.#call('get', id, undefined, (text) => (text == null ? undefined : this.#decode(id, text)));
+    return this.#call('get', ID, id, undefined, (text) => (text == null ? undefined : this.#decode(id, text)));
   }
 
   set(id, conversation) {
@@ -226,11 +266,11 @@ class StoreBase {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#call('set', id, json, nothing);
+    return this.#call('set', ID, id, json, nothing);
   }
 
   delete(id) {
-    return this.#call('delete', id, undefined, nothing);
+    return this.#call('delete', ID, id, undefined, nothing);
   }
 
   async listByUser(userId, options) {
@@ -238,7 +278,7 @@ class StoreBase {
     let records;
     try {
       // The common case: the whole page is one JSON array text, parsed once.
-      records = JSON.parse(await this.#call('listByUser', userId, options));
+      records = JSON.parse(await this.#call('listByUser', USER_ID, userId, options));
     } catch (err) {
       if (!(err instanceof SyntaxError)) throw err;
       return this.#listOneByOne(userId, options, useSchema);
@@ -254,7 +294,7 @@ class StoreBase {
   // Some stored record is not JSON, or the schema rejects one: read each
   // record on its own, and skip the bad ones with a warning naming them.
   async #listOneByOne(userId, options, useSchema) {
-    const pairs = await this.#call('listByUserPairs', userId, options);
+    const pairs = await this.#call('listByUserPairs', USER_ID, userId, options);
     const records = [];
     for (let i = 0; i < pairs.length; i += 2) {
       try {
@@ -289,7 +329,7 @@ class RedisStore extends StoreBase {
     try {
       return await this._native.ping();
     } catch (err) {
-      throw shapeError(err, RedisError, 'STORE_REPLY');
+      throw shapeError(err);
     }
   }
 

@@ -1,22 +1,23 @@
 //! The JS binding: thin napi classes over the two store cores. Arguments
 //! cross as plain strings (the record as its JSON text), so a record is never
-//! walked property by property on the main thread; errors cross in the wire
-//! format of `error.rs`, which `index.js` shapes into JS error classes.
+//! walked property by property on the main thread. `index.js` has already
+//! checked their JS types; the content rules of ids (`record.rs`) are applied
+//! here, once, for every store. Every error leaves with its `code` set
+//! (`error.rs`); `index.js` builds the JS class from it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 
-use napi::bindgen_prelude::{FnArgs, Function, PromiseRaw, Utf16String};
-use napi::Env;
+use napi::bindgen_prelude::{FnArgs, FromNapiValue, Function, PromiseRaw, Unknown, Utf16String};
+use napi::{Env, JsValue};
 use napi_derive::napi;
-use serde_json::Value;
 
 use crate::completion::{Completer, JsText, Outcome};
 use crate::config::{self, CommonOptions, RedisConfig, RedisOptions, StoreEnv};
-use crate::error::{StoreError, StoreResult};
+use crate::error::{napi_failure, JsCode, JsError, StoreError, StoreResult};
 use crate::logger::Logger;
 use crate::memory_store::MemoryStoreCore;
-use crate::record::ListQuery;
+use crate::record::{self, ListQuery};
 use crate::redis_store::RedisStoreCore;
 use crate::text::utf16_to_utf8;
 
@@ -31,7 +32,7 @@ pub struct ListOptions {
     pub fields: Option<Vec<String>>,
 }
 
-fn logger_from(log: Option<LogCallback<'_>>) -> napi::Result<Logger> {
+fn logger_from(log: Option<LogCallback<'_>>) -> napi::Result<Logger, JsCode> {
     let sink = match log {
         None => None,
         Some(callback) => Some(
@@ -40,42 +41,24 @@ fn logger_from(log: Option<LogCallback<'_>>) -> napi::Result<Logger> {
                 .weak::<true>()
                 .callee_handled::<false>()
                 .max_queue_size::<256>()
-                .build()?,
+                .build()
+                .map_err(napi_failure)?,
         ),
     };
     Ok(Logger::new(sink))
 }
 
-fn describe(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
+/// Reads an options object (a `#[napi(object)]` type, `undefined` or `null`
+/// for none). A field of the wrong type is refused with the store's own
+/// error, whose message is napi's conversion message (it names the field).
+fn options_arg<T: FromNapiValue>(value: Unknown<'_>, error: fn(String) -> StoreError) -> StoreResult<Option<T>> {
+    let raw = value.value();
+    // SAFETY: a value of the current call, on the JS thread.
+    unsafe { Option::<T>::from_napi_value(raw.env, raw.value) }.map_err(|err| error(err.reason))
 }
 
-/// Arguments arrive as loose JS values so that a wrong type gets the store's
-/// own error (with its code) rather than a conversion failure.
-fn string_arg(name: &str, value: Option<Value>, error: fn(String) -> StoreError) -> StoreResult<String> {
-    match value {
-        Some(Value::String(text)) => Ok(text),
-        None => Err(error(format!("{name} must be a non-empty string, got undefined"))),
-        Some(other) => Err(error(format!(
-            "{name} must be a non-empty string, got {}",
-            describe(&other)
-        ))),
-    }
-}
-
-fn record_arg<T>(id: &str, json: Option<T>) -> StoreResult<T> {
-    json.ok_or_else(|| StoreError::InvalidRecord(format!("conversation {id:?} must be a plain object, got undefined")))
-}
-
-fn list_query(options: Option<ListOptions>, default_limit: usize) -> StoreResult<ListQuery> {
-    let options = options.unwrap_or_default();
+fn list_query(options: Unknown<'_>, default_limit: usize) -> StoreResult<ListQuery> {
+    let options: ListOptions = options_arg(options, StoreError::InvalidArgument)?.unwrap_or_default();
     ListQuery::new(options.limit, options.offset, options.fields, default_limit)
 }
 
@@ -142,13 +125,18 @@ pub struct NativeRedisStore {
 #[napi]
 impl NativeRedisStore {
     #[napi(constructor)]
-    pub fn new(env: Env, options: RedisOptions, log: Option<LogCallback<'_>>) -> napi::Result<Self> {
+    pub fn new(
+        env: Env,
+        #[napi(ts_arg_type = "RedisOptions")] options: Unknown<'_>,
+        log: Option<LogCallback<'_>>,
+    ) -> napi::Result<Self, JsCode> {
         ensure_crypto_provider();
+        let options: RedisOptions = options_arg(options, StoreError::Config)?.unwrap_or_default();
         let config = RedisConfig::from_options(options)?;
         let core = RedisStoreCore::start(config, logger_from(log)?)?;
         Ok(NativeRedisStore {
             core: Arc::new(core),
-            completer: Completer::new(&env)?,
+            completer: Completer::new(&env).map_err(napi_failure)?,
         })
     }
 
@@ -168,10 +156,10 @@ impl NativeRedisStore {
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn get<'env>(&self, env: &'env Env, id: Option<Value>) -> napi::Result<PromiseRaw<'env, Option<String>>> {
+    pub fn get<'env>(&self, env: &'env Env, id: String) -> napi::Result<PromiseRaw<'env, Option<String>>> {
         let core = self.core.clone();
         self.completer.spawn(env, async move {
-            let id = string_arg("id", id, StoreError::InvalidId)?;
+            record::validate_id(&id)?;
             Ok(Outcome::Text(core.get(&id).await?.map(JsText::from)))
         })
     }
@@ -179,16 +167,10 @@ impl NativeRedisStore {
     /// `json` is read as UTF-16 (a copy for V8) and turned into UTF-8 on
     /// tokio, off the JS thread.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn set<'env>(
-        &self,
-        env: &'env Env,
-        id: Option<Value>,
-        json: Option<Utf16String>,
-    ) -> napi::Result<PromiseRaw<'env, ()>> {
+    pub fn set<'env>(&self, env: &'env Env, id: String, json: Utf16String) -> napi::Result<PromiseRaw<'env, ()>> {
         let core = self.core.clone();
         self.completer.spawn(env, async move {
-            let id = string_arg("id", id, StoreError::InvalidId)?;
-            let json = record_arg(&id, json)?;
+            record::validate_id(&id)?;
             let json = utf16_to_utf8(&json)
                 .ok_or_else(|| StoreError::InvalidRecord(format!("conversation {id:?} is not valid Unicode text")))?;
             core.set(&id, json).await.map(|()| Outcome::Unit)
@@ -196,10 +178,10 @@ impl NativeRedisStore {
     }
 
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn delete<'env>(&self, env: &'env Env, id: Option<Value>) -> napi::Result<PromiseRaw<'env, ()>> {
+    pub fn delete<'env>(&self, env: &'env Env, id: String) -> napi::Result<PromiseRaw<'env, ()>> {
         let core = self.core.clone();
         self.completer.spawn(env, async move {
-            let id = string_arg("id", id, StoreError::InvalidId)?;
+            record::validate_id(&id)?;
             core.delete(&id).await.map(|()| Outcome::Unit)
         })
     }
@@ -210,13 +192,14 @@ impl NativeRedisStore {
     pub fn list_by_user<'env>(
         &self,
         env: &'env Env,
-        user_id: Option<Value>,
-        options: Option<ListOptions>,
+        user_id: String,
+        #[napi(ts_arg_type = "ListOptions | undefined | null")] options: Unknown<'_>,
     ) -> napi::Result<PromiseRaw<'env, String>> {
         let core = self.core.clone();
+        let query = list_query(options, core.policy().list_limit);
         self.completer.spawn(env, async move {
-            let user_id = string_arg("userId", user_id, StoreError::InvalidUserId)?;
-            let query = list_query(options, core.policy().list_limit)?;
+            record::validate_user_id(&user_id)?;
+            let query = query?;
             let pairs = core.list_by_user(&user_id, query).await?;
             Ok(Outcome::Text(Some(JsText::from(json_array(pairs)))))
         })
@@ -228,13 +211,14 @@ impl NativeRedisStore {
     pub fn list_by_user_pairs<'env>(
         &self,
         env: &'env Env,
-        user_id: Option<Value>,
-        options: Option<ListOptions>,
+        user_id: String,
+        #[napi(ts_arg_type = "ListOptions | undefined | null")] options: Unknown<'_>,
     ) -> napi::Result<PromiseRaw<'env, Vec<String>>> {
         let core = self.core.clone();
+        let query = list_query(options, core.policy().list_limit);
         self.completer.spawn(env, async move {
-            let user_id = string_arg("userId", user_id, StoreError::InvalidUserId)?;
-            let query = list_query(options, core.policy().list_limit)?;
+            record::validate_user_id(&user_id)?;
+            let query = query?;
             core.list_by_user(&user_id, query).await.map(Outcome::Texts)
         })
     }
@@ -250,6 +234,14 @@ impl NativeRedisStore {
     pub fn close(&self) {
         self.core.close();
     }
+
+    /// @internal Rejects with `StoreError::samples()[index]` through the
+    /// store's completer (the asynchronous path of `__test__/errors.test.js`).
+    #[napi(js_name = "_rejectWithSample", ts_return_type = "Promise<void>")]
+    pub fn reject_with_sample<'env>(&self, env: &'env Env, index: u32) -> napi::Result<PromiseRaw<'env, ()>> {
+        let sample = error_sample(index);
+        self.completer.spawn(env, async move { Err(sample) })
+    }
 }
 
 /// The native half of `MemoryStore`: synchronous, `index.js` makes it async.
@@ -262,8 +254,11 @@ pub struct NativeMemoryStore {
 #[napi]
 impl NativeMemoryStore {
     #[napi(constructor)]
-    pub fn new(options: Option<CommonOptions>) -> napi::Result<Self> {
-        let policy = options.unwrap_or_default().into_policy()?;
+    pub fn new(
+        #[napi(ts_arg_type = "CommonOptions | undefined | null")] options: Unknown<'_>,
+    ) -> napi::Result<Self, JsCode> {
+        let options: CommonOptions = options_arg(options, StoreError::Config)?.unwrap_or_default();
+        let policy = options.into_policy()?;
         Ok(NativeMemoryStore {
             core: MemoryStoreCore::new(policy),
             closed: AtomicBool::new(false),
@@ -293,7 +288,7 @@ impl NativeMemoryStore {
 
     /// Nothing to measure in memory: 0, or STORE_CLOSED after close().
     #[napi]
-    pub fn ping(&self) -> napi::Result<f64> {
+    pub fn ping(&self) -> napi::Result<f64, JsCode> {
         self.open()?;
         Ok(0.0)
     }
@@ -304,36 +299,39 @@ impl NativeMemoryStore {
     }
 
     #[napi]
-    pub fn get(&self, id: Option<Value>) -> napi::Result<Option<String>> {
-        let id = string_arg("id", id, StoreError::InvalidId)?;
+    pub fn get(&self, id: String) -> napi::Result<Option<String>, JsCode> {
+        record::validate_id(&id)?;
         Ok(self.open()?.get(&id)?)
     }
 
     #[napi]
-    pub fn set(&self, id: Option<Value>, json: Option<String>) -> napi::Result<()> {
-        let id = string_arg("id", id, StoreError::InvalidId)?;
-        let json = record_arg(&id, json)?;
+    pub fn set(&self, id: String, json: String) -> napi::Result<(), JsCode> {
+        record::validate_id(&id)?;
         Ok(self.open()?.set(&id, json)?)
     }
 
     #[napi]
-    pub fn delete(&self, id: Option<Value>) -> napi::Result<()> {
-        let id = string_arg("id", id, StoreError::InvalidId)?;
+    pub fn delete(&self, id: String) -> napi::Result<(), JsCode> {
+        record::validate_id(&id)?;
         Ok(self.open()?.delete(&id)?)
     }
 
     #[napi]
-    pub fn list_by_user(&self, user_id: Option<Value>, options: Option<ListOptions>) -> napi::Result<String> {
+    pub fn list_by_user(
+        &self,
+        user_id: String,
+        #[napi(ts_arg_type = "ListOptions | undefined | null")] options: Unknown<'_>,
+    ) -> napi::Result<String, JsCode> {
         Ok(json_array(self.list_by_user_pairs(user_id, options)?))
     }
 
     #[napi]
     pub fn list_by_user_pairs(
         &self,
-        user_id: Option<Value>,
-        options: Option<ListOptions>,
-    ) -> napi::Result<Vec<String>> {
-        let user_id = string_arg("userId", user_id, StoreError::InvalidUserId)?;
+        user_id: String,
+        #[napi(ts_arg_type = "ListOptions | undefined | null")] options: Unknown<'_>,
+    ) -> napi::Result<Vec<String>, JsCode> {
+        record::validate_user_id(&user_id)?;
         let query = list_query(options, self.core.policy().list_limit)?;
         Ok(self.open()?.list_by_user(&user_id, &query)?)
     }
@@ -342,6 +340,47 @@ impl NativeMemoryStore {
 /// Reads `REDIS_*` variables into `RedisStore` options, naming the variable
 /// in any error; `url` is absent when `REDIS_URL` is not set.
 #[napi]
-pub fn redis_options_from_env(env: StoreEnv) -> napi::Result<RedisOptions> {
+pub fn redis_options_from_env(
+    #[napi(ts_arg_type = "StoreEnv")] env: Unknown<'_>,
+) -> napi::Result<RedisOptions, JsCode> {
+    let env: StoreEnv = options_arg(env, StoreError::Config)?.unwrap_or_default();
     Ok(config::options_from_env(env)?)
+}
+
+/// One `StoreError` of every variant, as the JS boundary test sees them.
+#[napi(object)]
+pub struct ErrorSample {
+    pub code: String,
+    /// The JS class `index.js` must build for `code`.
+    pub class_name: String,
+    pub message: String,
+}
+
+fn error_sample(index: u32) -> StoreError {
+    let samples = StoreError::samples();
+    let count = samples.len();
+    samples
+        .into_iter()
+        .nth(index as usize)
+        .unwrap_or_else(|| StoreError::InvalidArgument(format!("no error sample {index}; there are {count}")))
+}
+
+/// @internal Every `StoreError` variant with its code and JS class.
+#[napi(js_name = "_errorSamples")]
+pub fn error_samples() -> Vec<ErrorSample> {
+    StoreError::samples()
+        .into_iter()
+        .map(|err| ErrorSample {
+            code: err.code().to_owned(),
+            class_name: err.class().js_name().to_owned(),
+            message: err.to_string(),
+        })
+        .collect()
+}
+
+/// @internal Throws `StoreError::samples()[index]` (the synchronous path of
+/// `__test__/errors.test.js`).
+#[napi(js_name = "_throwErrorSample")]
+pub fn throw_error_sample(index: u32) -> napi::Result<(), JsCode> {
+    Err(JsError::from(error_sample(index)))
 }

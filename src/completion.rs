@@ -7,6 +7,7 @@
 //! that one function, which resolves the promise back on the JS thread (many
 //! outcomes per event-loop wake under load). The function is referenced only
 //! while calls are pending, so an idle store never keeps the process alive.
+//! A failure is rejected as a JS `Error` carrying the store's `code`.
 
 use std::ffi::c_void;
 use std::future::Future;
@@ -17,7 +18,7 @@ use std::sync::Arc;
 use napi::bindgen_prelude::{PromiseRaw, ToNapiValue};
 use napi::{sys, Env};
 
-use crate::error::StoreError;
+use crate::error::{JsCode, StoreError};
 
 /// What an operation resolves with, converted to JS on the JS thread.
 pub enum Outcome {
@@ -256,8 +257,8 @@ unsafe extern "C" fn settle_on_js_thread(
             Ok(Ok(value)) => {
                 sys::napi_resolve_deferred(env, deferred, value);
             }
-            Ok(Err(err)) => reject(env, deferred, &err.reason),
-            Err(err) => reject(env, deferred, &err.to_wire()),
+            Ok(Err(err)) => reject(env, deferred, JsCode::Napi(err.status), &err.reason),
+            Err(err) => reject(env, deferred, JsCode::Store(err.code()), &err.to_string()),
         }
         if shared.pending.fetch_sub(1, Ordering::Relaxed) == 1 {
             sys::napi_unref_threadsafe_function(env, shared.tsfn);
@@ -277,14 +278,18 @@ unsafe fn outcome_to_js(env: sys::napi_env, outcome: Outcome) -> napi::Result<sy
     }
 }
 
-unsafe fn reject(env: sys::napi_env, deferred: sys::napi_deferred, message: &str) {
+/// Rejects with an `Error` whose `code` is set, as napi-rs throws on sync paths.
+unsafe fn reject(env: sys::napi_env, deferred: sys::napi_deferred, code: JsCode, message: &str) {
+    let code = code.as_ref();
     // SAFETY: JS thread (caller's contract); a failed step leaves `error` null,
     // and rejecting with null still settles the promise.
     unsafe {
+        let mut code_text = ptr::null_mut();
         let mut text = ptr::null_mut();
         let mut error = ptr::null_mut();
+        sys::napi_create_string_utf8(env, code.as_ptr().cast(), code.len() as isize, &mut code_text);
         sys::napi_create_string_utf8(env, message.as_ptr().cast(), message.len() as isize, &mut text);
-        sys::napi_create_error(env, ptr::null_mut(), text, &mut error);
+        sys::napi_create_error(env, code_text, text, &mut error);
         sys::napi_reject_deferred(env, deferred, error);
     }
 }

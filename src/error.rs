@@ -1,9 +1,10 @@
 //! The one error type of the crate, and its single mapping to a JS error.
 //!
-//! napi-rs rejects async calls with a plain `Error` whose `code` is a napi
-//! status, so the kind and the stable code travel in the message as
-//! `<kind>|<code>|<text>`; `index.js` turns that back into the right JS class
-//! (`RedisError`, `StoreInputError`, ...). Nothing else crosses the boundary.
+//! Every failure crosses into JS as an `Error` whose `code` is the stable
+//! `STORE_*` code: thrown through [`JsError`] on synchronous paths, rejected
+//! by `completion.rs` on asynchronous ones. `index.js` builds the JS class
+//! (`RedisError`, `StoreInputError`, ...) from the code with one table;
+//! [`StoreError::samples`] lets a test prove that table covers every variant.
 
 use std::fmt::Write as _;
 
@@ -21,7 +22,8 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
-    fn js_name(self) -> &'static str {
+    /// The class `index.js` builds for this kind of failure.
+    pub fn js_name(self) -> &'static str {
         match self {
             ErrorClass::Redis => "RedisError",
             ErrorClass::Input => "StoreInputError",
@@ -153,16 +155,77 @@ impl StoreError {
         StoreError::Reply(message)
     }
 
-    /// The message format `index.js` decodes: `<JS class>|<code>|<message>`.
-    pub fn to_wire(&self) -> String {
-        format!("{}|{}|{}", self.class().js_name(), self.code(), self)
+    /// One error of every variant, in declaration order, for the test of the
+    /// JS boundary (`__test__/errors.test.js`). Each arm of the match below
+    /// names the sample after its own, so a new variant does not compile
+    /// until it is given a sample here.
+    pub fn samples() -> Vec<StoreError> {
+        let mut samples = vec![StoreError::InvalidId("sample: id".into())];
+        while let Some(next) = samples.last().and_then(StoreError::next_sample) {
+            samples.push(next);
+        }
+        samples
+    }
+
+    fn next_sample(&self) -> Option<StoreError> {
+        let sample = |text: &str| format!("sample: {text}");
+        Some(match self {
+            StoreError::InvalidId(_) => StoreError::InvalidUserId(sample("userId")),
+            StoreError::InvalidUserId(_) => StoreError::InvalidUpdatedAt(sample("updatedAt")),
+            StoreError::InvalidUpdatedAt(_) => StoreError::InvalidRecord(sample("record")),
+            StoreError::InvalidRecord(_) => StoreError::RecordTooLarge {
+                id: "sample".into(),
+                bytes: 2,
+                limit: 1,
+            },
+            StoreError::RecordTooLarge { .. } => StoreError::InvalidArgument(sample("argument")),
+            StoreError::InvalidArgument(_) => StoreError::Config(sample("config")),
+            StoreError::Config(_) => StoreError::CorruptRecord {
+                id: "sample".into(),
+                reason: sample("corrupt"),
+            },
+            StoreError::CorruptRecord { .. } => StoreError::Unavailable(sample("unavailable")),
+            StoreError::Unavailable(_) => StoreError::Timeout(sample("timeout")),
+            StoreError::Timeout(_) => StoreError::Auth(sample("auth")),
+            StoreError::Auth(_) => StoreError::Tls(sample("tls")),
+            StoreError::Tls(_) => StoreError::Reply(sample("reply")),
+            StoreError::Reply(_) => StoreError::Closed,
+            StoreError::Closed => return None,
+        })
     }
 }
 
-impl From<StoreError> for napi::Error {
-    fn from(err: StoreError) -> Self {
-        napi::Error::new(napi::Status::GenericFailure, err.to_wire())
+/// The `code` of a JS error made in Rust: a store code (`STORE_*`), or, for a
+/// failure of N-API itself (never expected: the environment is going away),
+/// napi's status name, which `index.js` leaves as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsCode {
+    Store(&'static str),
+    Napi(napi::Status),
+}
+
+impl AsRef<str> for JsCode {
+    fn as_ref(&self) -> &str {
+        match self {
+            JsCode::Store(code) => code,
+            JsCode::Napi(status) => status.as_ref(),
+        }
     }
+}
+
+/// What a synchronous binding call throws: napi-rs creates the JS error with
+/// this `code` and message.
+pub type JsError = napi::Error<JsCode>;
+
+impl From<StoreError> for JsError {
+    fn from(err: StoreError) -> Self {
+        napi::Error::new(JsCode::Store(err.code()), err.to_string())
+    }
+}
+
+/// Keeps napi's own status as the code of a failure of N-API itself.
+pub fn napi_failure(err: napi::Error) -> JsError {
+    napi::Error::new(JsCode::Napi(err.status), err.reason)
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -235,13 +298,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn wire_format_carries_class_code_and_message() {
-        let err = StoreError::InvalidId("id must be a non-empty string".into());
-        assert_eq!(
-            err.to_wire(),
-            "StoreInputError|STORE_INVALID_ID|id must be a non-empty string"
-        );
+    fn js_errors_carry_the_store_code_and_the_message() {
+        let err = JsError::from(StoreError::InvalidId("id must be a non-empty string".into()));
+        assert_eq!(err.status.as_ref(), "STORE_INVALID_ID");
+        assert_eq!(err.reason, "id must be a non-empty string");
         assert_eq!(StoreError::Closed.class(), ErrorClass::Redis);
+        let failure = napi_failure(napi::Error::new(napi::Status::GenericFailure, "gone"));
+        assert_eq!(failure.status.as_ref(), "GenericFailure");
+    }
+
+    #[test]
+    fn samples_cover_every_code_once_in_order() {
+        let samples = StoreError::samples();
+        let codes: Vec<&str> = samples.iter().map(StoreError::code).collect();
+        let mut unique = codes.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(unique.len(), codes.len(), "{codes:?}");
+        assert_eq!(codes.first(), Some(&"STORE_INVALID_ID"));
+        assert_eq!(codes.last(), Some(&"STORE_CLOSED"));
+        assert_eq!(codes.len(), 14);
     }
 
     #[test]

@@ -80,6 +80,7 @@ impl Data {
     }
 }
 
+/// Ids and userIds arrive validated by the binding (`record::validate_id`).
 pub struct MemoryStoreCore {
     policy: RecordPolicy,
     data: Mutex<Data>,
@@ -112,7 +113,6 @@ impl MemoryStoreCore {
     }
 
     pub fn get(&self, id: &str) -> StoreResult<Option<String>> {
-        record::validate_id(id)?;
         let now = Instant::now();
         let (record_ttl, index_ttl) = (self.record_ttl(), self.index_ttl());
         let mut data = self.data();
@@ -156,7 +156,6 @@ impl MemoryStoreCore {
     }
 
     pub fn delete(&self, id: &str) -> StoreResult<()> {
-        record::validate_id(id)?;
         let now = Instant::now();
         let mut data = self.data();
         let owner = data.live_record(id, now).map(|record| record.owner.clone());
@@ -169,7 +168,6 @@ impl MemoryStoreCore {
 
     /// Same shape as the Redis store: `id, json, id, json, ...` newest first.
     pub fn list_by_user(&self, user_id: &str, query: &ListQuery) -> StoreResult<Vec<String>> {
-        record::validate_user_id(user_id)?;
         let now = Instant::now();
         let mut data = self.data();
         let Some(index) = data.live_index(user_id, now) else {

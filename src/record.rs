@@ -1,6 +1,8 @@
-//! What the store knows about a record: validating ids and records before
-//! anything is written, the index score, the owner of a stored record, and
-//! picking fields for a light listing. Shared by both stores.
+//! What the store knows about a record: the content rules of ids and
+//! records, checked before anything is written, the index score, the owner
+//! of a stored record, and picking fields for a light listing. Shared by both
+//! stores. (The JS types of the arguments are checked once, in `index.js`;
+//! the binding applies the id rules here once, before any store operation.)
 
 use crate::error::{StoreError, StoreResult};
 use crate::json_scan::{object_members, Member};
@@ -11,7 +13,9 @@ pub const MAX_ID_BYTES: usize = 1024;
 /// Rules a store applies to every record it writes.
 #[derive(Debug, Clone)]
 pub struct RecordRules {
-    /// Top-level fields never persisted (default `sdkConversationRef`).
+    /// Top-level fields never persisted (default `sdkConversationRef`);
+    /// `index.js` drops them before `JSON.stringify` (one may be a live,
+    /// circular SDK object), so the JSON that reaches Rust never has them.
     pub excluded_fields: Vec<String>,
     /// Largest record JSON accepted, in bytes.
     pub max_record_bytes: usize,
@@ -52,24 +56,20 @@ pub fn validate_user_id(user_id: &str) -> StoreResult<()> {
     Ok(())
 }
 
-/// Checks a record's JSON (as `JSON.stringify` made it) and extracts what the
-/// index needs. Excluded fields that are still present are cut out; every
-/// other byte is kept as it is, so the stored value is exactly what the
-/// ioredis store would have written.
+/// Checks a record's JSON (as `JSON.stringify` made it, excluded fields
+/// already dropped) and extracts what the index needs; `id` was validated by
+/// the binding. Every byte is kept as it is, so the stored value is exactly
+/// what the ioredis store would have written.
 pub fn prepare_record(id: &str, json: String, rules: &RecordRules, now_ms: i64) -> StoreResult<PreparedRecord> {
-    validate_id(id)?;
     let members = object_members(&json)
         .map_err(|err| StoreError::InvalidRecord(format!("conversation {id:?} must be a plain object: {err}")))?;
     let mut user_id = None;
     let mut updated_at = None;
-    let mut excluded_spans = Vec::new();
     for member in &members {
         if member.key_is("userId") {
             user_id = Some(member);
         } else if member.key_is("updatedAt") {
             updated_at = Some(member);
-        } else if rules.excluded_fields.iter().any(|field| member.key_is(field)) {
-            excluded_spans.push(member.span.clone());
         }
     }
     let user_id = match user_id {
@@ -89,11 +89,6 @@ pub fn prepare_record(id: &str, json: String, rules: &RecordRules, now_ms: i64) 
     let score = match updated_at {
         None => now_ms,
         Some(member) => updated_at_score(id, member)?,
-    };
-    let json = if excluded_spans.is_empty() {
-        json
-    } else {
-        remove_members(&json, &members, &excluded_spans)
     };
     if json.len() > rules.max_record_bytes {
         return Err(StoreError::RecordTooLarge {
@@ -117,16 +112,6 @@ fn updated_at_score(id: &str, member: &Member<'_>) -> StoreResult<i64> {
             "conversation {id:?}: updatedAt {text:?} is not an ISO 8601 date (e.g. 2024-05-01T12:00:00.000Z)"
         ))
     })
-}
-
-/// Rebuilds the object without the members whose spans are listed.
-fn remove_members(json: &str, members: &[Member<'_>], removed: &[std::ops::Range<usize>]) -> String {
-    let kept: Vec<&str> = members
-        .iter()
-        .filter(|member| !removed.contains(&member.span))
-        .map(|member| &json[member.span.clone()])
-        .collect();
-    format!("{{{}}}", kept.join(","))
 }
 
 /// A stored record's bytes as text. Records are read from Redis as bytes and
@@ -426,17 +411,27 @@ mod tests {
     }
 
     #[test]
-    fn cuts_excluded_fields_and_keeps_the_rest() {
-        let json = r#"{"a":1,"sdkConversationRef":{"x":[1]},"userId":"u"}"#.to_string();
-        let record = prepare_record("c1", json, &rules(), 7).unwrap();
-        assert_eq!(record.json, r#"{"a":1,"userId":"u"}"#);
-        assert_eq!(record.score, 7, "a missing updatedAt means now");
+    fn a_missing_updated_at_scores_now() {
+        let json = r#"{"a":1,"userId":"u"}"#.to_string();
+        let record = prepare_record("c1", json.clone(), &rules(), 7).unwrap();
+        assert_eq!(record.json, json);
+        assert_eq!(record.score, 7);
+    }
+
+    #[test]
+    fn ids_have_bounds() {
+        assert_eq!(validate_id("").unwrap_err().code(), "STORE_INVALID_ID");
+        assert_eq!(
+            validate_id(&"x".repeat(MAX_ID_BYTES + 1)).unwrap_err().code(),
+            "STORE_INVALID_ID"
+        );
+        assert!(validate_id(&"x".repeat(MAX_ID_BYTES)).is_ok());
+        assert_eq!(validate_user_id("").unwrap_err().code(), "STORE_INVALID_USER_ID");
     }
 
     #[test]
     fn refuses_bad_records_with_their_codes() {
         let code = |id: &str, json: &str| prepare_record(id, json.into(), &rules(), 0).unwrap_err().code();
-        assert_eq!(code("", r#"{"userId":"u"}"#), "STORE_INVALID_ID");
         assert_eq!(code("c", "[1]"), "STORE_INVALID_RECORD");
         assert_eq!(code("c", r#"{"a":1}"#), "STORE_INVALID_USER_ID");
         assert_eq!(code("c", r#"{"userId":""}"#), "STORE_INVALID_USER_ID");
