@@ -5,14 +5,14 @@
 //! here, once, for every store. Every error leaves with its `code` set
 //! (`error.rs`); `index.js` builds the JS class from it.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 
 use napi::bindgen_prelude::{FnArgs, FromNapiValue, Function, PromiseRaw, Unknown, Utf16String};
 use napi::{Env, JsValue};
 use napi_derive::napi;
 
-use crate::completion::{Completer, JsText, Outcome};
+use crate::completion::{self, Completer, JsText, Outcome};
 use crate::config::{self, CommonOptions, RedisConfig, RedisOptions, StoreEnv};
 use crate::error::{napi_failure, JsCode, JsError, StoreError, StoreResult};
 use crate::logger::Logger;
@@ -120,6 +120,26 @@ fn ensure_crypto_provider() {
 pub struct NativeRedisStore {
     core: Arc<RedisStoreCore>,
     completer: Completer,
+    _live: LiveStore,
+}
+
+/// `NativeRedisStore`s not yet dropped, across the process: a store of a
+/// terminated worker must go too (its JS object is finalized with the worker).
+static LIVE_REDIS_STORES: AtomicUsize = AtomicUsize::new(0);
+
+struct LiveStore;
+
+impl LiveStore {
+    fn start() -> Self {
+        LIVE_REDIS_STORES.fetch_add(1, Ordering::Relaxed);
+        LiveStore
+    }
+}
+
+impl Drop for LiveStore {
+    fn drop(&mut self) {
+        LIVE_REDIS_STORES.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[napi]
@@ -137,6 +157,7 @@ impl NativeRedisStore {
         Ok(NativeRedisStore {
             core: Arc::new(core),
             completer: Completer::new(&env).map_err(napi_failure)?,
+            _live: LiveStore::start(),
         })
     }
 
@@ -383,4 +404,23 @@ pub fn error_samples() -> Vec<ErrorSample> {
 #[napi(js_name = "_throwErrorSample")]
 pub fn throw_error_sample(index: u32) -> napi::Result<(), JsCode> {
     Err(JsError::from(error_sample(index)))
+}
+
+/// What a terminated worker could leak (for `__test__/worker-threads.test.js`).
+#[napi(object)]
+pub struct LiveCounts {
+    /// Calls started by any `NativeRedisStore` and not yet settled or abandoned.
+    pub calls: u32,
+    /// `NativeRedisStore`s not yet dropped.
+    pub redis_stores: u32,
+}
+
+/// @internal Counts across every environment (main thread and workers).
+#[napi(js_name = "_liveCounts")]
+pub fn live_counts() -> LiveCounts {
+    let count = |value: usize| u32::try_from(value).unwrap_or(u32::MAX);
+    LiveCounts {
+        calls: count(completion::live_calls()),
+        redis_stores: count(LIVE_REDIS_STORES.load(Ordering::Relaxed)),
+    }
 }

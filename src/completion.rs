@@ -8,12 +8,17 @@
 //! outcomes per event-loop wake under load). The function is referenced only
 //! while calls are pending, so an idle store never keeps the process alive.
 //! A failure is rejected as a JS `Error` carrying the store's `code`.
+//!
+//! When the environment goes away with calls in flight (a worker terminated),
+//! Node finalizes and frees the function. Tokio threads use the handle only
+//! under a read lock of [`Gate`], and the finalizer takes the write lock, so
+//! no call can be half-way through the handle when it is freed.
 
 use std::ffi::c_void;
 use std::future::Future;
 use std::ptr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use napi::bindgen_prelude::{PromiseRaw, ToNapiValue};
 use napi::{sys, Env};
@@ -75,9 +80,18 @@ struct Shared {
     tsfn: sys::napi_threadsafe_function,
     /// Calls whose promise is not settled yet; touched on the JS thread only.
     pending: AtomicUsize,
-    /// Set when Node finalized the function (environment teardown): the
-    /// handle is gone and must not be called or released any more.
-    finalized: Arc<AtomicBool>,
+    gate: Arc<Gate>,
+}
+
+/// `true` once Node finalized the function (environment teardown): the
+/// handle is gone and must not be called or released any more.
+type Gate = RwLock<bool>;
+
+/// Runs `use_handle` unless the function was finalized, holding the gate
+/// for reading so the finalizer waits until it is done.
+fn unless_finalized<R>(gate: &Gate, use_handle: impl FnOnce() -> R) -> Option<R> {
+    let finalized = gate.read().unwrap_or_else(PoisonError::into_inner);
+    (!*finalized).then(use_handle)
 }
 
 // SAFETY: N-API threadsafe functions may be called and released from any
@@ -87,21 +101,44 @@ unsafe impl Sync for Shared {}
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        if self.finalized.load(Ordering::Acquire) {
-            return;
-        }
-        // SAFETY: not finalized, so the handle is valid; this is its last use.
-        unsafe {
+        // SAFETY: not finalized (checked under the gate), so the handle is
+        // valid; this is its last use.
+        unless_finalized(&self.gate, || unsafe {
             sys::napi_release_threadsafe_function(self.tsfn, sys::ThreadsafeFunctionReleaseMode::release);
-        }
+        });
     }
 }
 
-/// Node's finalizer of the function: remembers that the handle is gone.
+/// Node's finalizer of the function: closes the gate before Node frees it.
 unsafe extern "C" fn mark_finalized(_env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
     // SAFETY: `data` is the `Arc` leaked for this callback in `Completer::new`.
-    let finalized = unsafe { Arc::from_raw(data.cast::<AtomicBool>().cast_const()) };
-    finalized.store(true, Ordering::Release);
+    let gate = unsafe { Arc::from_raw(data.cast::<Gate>().cast_const()) };
+    *gate.write().unwrap_or_else(PoisonError::into_inner) = true;
+}
+
+/// Calls started and not yet settled or abandoned, across every store and
+/// environment of the process: what a terminated worker could leak.
+static LIVE_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+/// The number of calls in flight (for the worker_threads test).
+pub fn live_calls() -> usize {
+    LIVE_CALLS.load(Ordering::Relaxed)
+}
+
+/// Counts one call in [`LIVE_CALLS`] for as long as it lives, wherever it ends.
+struct LiveCall;
+
+impl LiveCall {
+    fn start() -> Self {
+        LIVE_CALLS.fetch_add(1, Ordering::Relaxed);
+        LiveCall
+    }
+}
+
+impl Drop for LiveCall {
+    fn drop(&mut self) {
+        LIVE_CALLS.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 /// An outcome on its way to the JS thread.
@@ -109,6 +146,7 @@ struct Settlement {
     deferred: sys::napi_deferred,
     outcome: Result<Outcome, StoreError>,
     shared: Arc<Shared>,
+    _live: LiveCall,
 }
 
 fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
@@ -127,8 +165,8 @@ impl Completer {
         let raw_env = env.raw();
         let mut name = ptr::null_mut();
         let mut tsfn = ptr::null_mut();
-        let finalized = Arc::new(AtomicBool::new(false));
-        let finalize_data = Arc::into_raw(finalized.clone()).cast_mut().cast::<c_void>();
+        let gate = Arc::new(Gate::new(false));
+        let finalize_data = Arc::into_raw(gate.clone()).cast_mut().cast::<c_void>();
         // SAFETY: plain N-API calls on the JS thread with valid out-pointers.
         unsafe {
             check(
@@ -160,7 +198,7 @@ impl Completer {
             shared: Arc::new(Shared {
                 tsfn,
                 pending: AtomicUsize::new(0),
-                finalized,
+                gate,
             }),
         })
     }
@@ -192,27 +230,26 @@ impl Completer {
         }
         let settlement = SendableDeferred(deferred);
         let shared = self.shared.clone();
+        let live = LiveCall::start();
         napi::bindgen_prelude::spawn(async move {
             let outcome = work.await;
-            let deferred = settlement.into_inner();
-            if shared.finalized.load(Ordering::Acquire) {
-                return; // the environment is gone: nobody is waiting any more
-            }
             let boxed = Box::into_raw(Box::new(Settlement {
-                deferred,
+                deferred: settlement.into_inner(),
                 outcome,
                 shared: shared.clone(),
+                _live: live,
             }));
-            // SAFETY: live handle; on success the JS thread takes the box back.
-            let status = unsafe {
+            // SAFETY: the gate keeps the handle alive during the call; on
+            // success the JS thread takes the box back.
+            let status = unless_finalized(&shared.gate, || unsafe {
                 sys::napi_call_threadsafe_function(
                     shared.tsfn,
                     boxed.cast::<c_void>(),
                     sys::ThreadsafeFunctionCallMode::nonblocking,
                 )
-            };
-            if status != sys::Status::napi_ok {
-                // The environment is shutting down: nobody is waiting any more.
+            });
+            if status != Some(sys::Status::napi_ok) {
+                // The environment is gone or going: nobody is waiting any more.
                 // SAFETY: the call did not take ownership.
                 drop(unsafe { Box::from_raw(boxed) });
             }
@@ -250,6 +287,7 @@ unsafe extern "C" fn settle_on_js_thread(
         deferred,
         outcome,
         shared,
+        _live,
     } = *settlement;
     // SAFETY: JS thread; each deferred is settled exactly once, here.
     unsafe {
