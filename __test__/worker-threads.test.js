@@ -15,7 +15,7 @@ const { spawn } = require('node:child_process');
 const { startRedis } = require('./support/redis-server');
 
 const CHILD = path.join(__dirname, 'support', 'terminated-workers.js');
-const ROUNDS = 6;
+const ROUNDS = 4;
 /** A child that has not exited by then is stuck (something keeps it alive). */
 const CHILD_DEADLINE_MS = 60_000;
 

@@ -12,7 +12,7 @@ use napi::bindgen_prelude::{FnArgs, FromNapiValue, Function, PromiseRaw, Unknown
 use napi::{Env, JsValue};
 use napi_derive::napi;
 
-use crate::completion::{self, Completer, JsText, Outcome};
+use crate::completion::{self, Completer, Counted, JsText, Outcome};
 use crate::config::{self, CommonOptions, RedisConfig, RedisOptions, StoreEnv};
 use crate::error::{napi_failure, JsCode, JsError, StoreError, StoreResult};
 use crate::logger::Logger;
@@ -120,27 +120,12 @@ fn ensure_crypto_provider() {
 pub struct NativeRedisStore {
     core: Arc<RedisStoreCore>,
     completer: Completer,
-    _live: LiveStore,
+    _live: Counted,
 }
 
 /// `NativeRedisStore`s not yet dropped, across the process: a store of a
 /// terminated worker must go too (its JS object is finalized with the worker).
 static LIVE_REDIS_STORES: AtomicUsize = AtomicUsize::new(0);
-
-struct LiveStore;
-
-impl LiveStore {
-    fn start() -> Self {
-        LIVE_REDIS_STORES.fetch_add(1, Ordering::Relaxed);
-        LiveStore
-    }
-}
-
-impl Drop for LiveStore {
-    fn drop(&mut self) {
-        LIVE_REDIS_STORES.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 #[napi]
 impl NativeRedisStore {
@@ -157,7 +142,7 @@ impl NativeRedisStore {
         Ok(NativeRedisStore {
             core: Arc::new(core),
             completer: Completer::new(&env).map_err(napi_failure)?,
-            _live: LiveStore::start(),
+            _live: Counted::new(&LIVE_REDIS_STORES),
         })
     }
 

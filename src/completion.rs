@@ -125,19 +125,20 @@ pub fn live_calls() -> usize {
     LIVE_CALLS.load(Ordering::Relaxed)
 }
 
-/// Counts one call in [`LIVE_CALLS`] for as long as it lives, wherever it ends.
-struct LiveCall;
+/// One unit of a process-wide count (e.g. [`LIVE_CALLS`]) for as long as it
+/// lives, wherever it ends.
+pub struct Counted(&'static AtomicUsize);
 
-impl LiveCall {
-    fn start() -> Self {
-        LIVE_CALLS.fetch_add(1, Ordering::Relaxed);
-        LiveCall
+impl Counted {
+    pub fn new(count: &'static AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::Relaxed);
+        Counted(count)
     }
 }
 
-impl Drop for LiveCall {
+impl Drop for Counted {
     fn drop(&mut self) {
-        LIVE_CALLS.fetch_sub(1, Ordering::Relaxed);
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -146,7 +147,7 @@ struct Settlement {
     deferred: sys::napi_deferred,
     outcome: Result<Outcome, StoreError>,
     shared: Arc<Shared>,
-    _live: LiveCall,
+    _live: Counted,
 }
 
 fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
@@ -230,7 +231,7 @@ impl Completer {
         }
         let settlement = SendableDeferred(deferred);
         let shared = self.shared.clone();
-        let live = LiveCall::start();
+        let live = Counted::new(&LIVE_CALLS);
         napi::bindgen_prelude::spawn(async move {
             let outcome = work.await;
             let boxed = Box::into_raw(Box::new(Settlement {

@@ -36,7 +36,7 @@ async function main() {
   const exitCodes = [];
   for (let round = 0; round < Number(rounds); round++) {
     const worker = new Worker(path.join(__dirname, 'busy-worker.js'), {
-      workerData: { root, url, loops: 100, waitForConnection: server === 'answering' },
+      workerData: { root, url, loops: 40, waitForConnection: server === 'answering' },
     });
     const [message] = await once(worker, 'message');
     if (message !== 'busy') throw new Error(`worker: ${message}`);
