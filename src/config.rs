@@ -609,7 +609,10 @@ mod tests {
             ..options("rediss://a:7000")
         })
         .unwrap_err();
-        assert!(err.to_string().contains("tls.servername is not supported with cluster"), "{err}");
+        assert!(
+            err.to_string().contains("tls.servername is not supported with cluster"),
+            "{err}"
+        );
     }
 
     #[test]

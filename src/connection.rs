@@ -303,8 +303,8 @@ impl<T: Transport> Link<T> {
                     None => return,
                 },
                 Phase::Probing => match self.unless_closed(self.probe(&mut connection)).await {
-                    Some(None) => Event::ProbeOk,
-                    Some(Some(reason)) => Event::Lost(reason),
+                    Some(Ok(())) => Event::ProbeOk,
+                    Some(Err(reason)) => Event::Lost(reason),
                     None => return,
                 },
                 Phase::Connecting | Phase::BackingOff { .. } | Phase::Closed => return,
@@ -342,14 +342,14 @@ impl<T: Transport> Link<T> {
         }
     }
 
-    /// `None` when the connection answers a PING within the command timeout;
-    /// otherwise why not.
-    async fn probe(&self, connection: &mut T::Connection) -> Option<String> {
+    /// Whether the connection answers a PING within the command timeout, and
+    /// if not, why.
+    async fn probe(&self, connection: &mut T::Connection) -> Result<(), String> {
         let ping = redis::cmd("PING");
         match tokio::time::timeout(self.inner.command_timeout, ping.query_async::<String>(connection)).await {
-            Ok(Ok(_)) => None,
-            Ok(Err(err)) => Some(format!("PING failed: {err}")),
-            Err(_) => Some(format!(
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(format!("PING failed: {err}")),
+            Err(_) => Err(format!(
                 "no answer to PING within {} ms (server hung, or the network path or an idle connection was cut)",
                 self.inner.command_timeout.as_millis()
             )),
