@@ -376,11 +376,14 @@ fn jitter() -> f64 {
 /// A node's or server's URL as connection settings, speaking RESP3 (which
 /// lets a single-server connection report its own loss with a push).
 pub fn resp3_connection_info(url: &str, config: &RedisConfig) -> StoreResult<ConnectionInfo> {
-    let info = url
-        .into_connection_info()
-        .map_err(|err| StoreError::Config(format!("url {} is not usable: {err}", config.redacted_url)))?;
+    let info = url.into_connection_info().map_err(|err| unusable_url(config, &err))?;
     let redis_settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
     Ok(info.set_redis_settings(redis_settings))
+}
+
+/// A URL that passed the option checks but that the client refused.
+pub fn unusable_url(config: &RedisConfig, err: &redis::RedisError) -> StoreError {
+    StoreError::Config(format!("url {} is not usable: {err}", config.redacted_url))
 }
 
 pub fn tls_certificates(tls: &TlsMaterial) -> redis::TlsCertificates {

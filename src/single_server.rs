@@ -175,8 +175,7 @@ impl DirectServer {
         let mut info = connection::resp3_connection_info(url, config)?;
         let mut servername_pin = None;
         let client = match &config.tls {
-            None => Client::open(info)
-                .map_err(|err| StoreError::Config(format!("url {} is not usable: {err}", config.redacted_url)))?,
+            None => Client::open(info).map_err(|err| connection::unusable_url(config, &err))?,
             Some(tls) => {
                 if let (Some(servername), ConnectionAddr::TcpTls { host, port, .. }) = (servername, info.addr().clone())
                 {
