@@ -29,6 +29,8 @@ macro_rules! with_topology {
     };
 }
 
+/// Ids, userIds and list options arrive checked by the binding; nothing
+/// below it checks them again.
 pub struct RedisStoreCore {
     backend: Backend,
     policy: RecordPolicy,
@@ -72,7 +74,6 @@ impl RedisStoreCore {
     }
 
     pub async fn get(&self, id: &str) -> StoreResult<Option<String>> {
-        record::validate_id(id)?;
         with_topology!(&self.backend, topology => topology.get(id).await)
     }
 
@@ -82,13 +83,11 @@ impl RedisStoreCore {
     }
 
     pub async fn delete(&self, id: &str) -> StoreResult<()> {
-        record::validate_id(id)?;
         with_topology!(&self.backend, topology => topology.delete(id).await)
     }
 
     /// `id, json, id, json, ...` newest first (see `listing.rs`).
     pub async fn list_by_user(&self, user_id: &str, query: ListQuery) -> StoreResult<Vec<String>> {
-        record::validate_user_id(user_id)?;
         with_topology!(&self.backend, topology => listing::list_by_user(topology, user_id, query).await)
     }
 }
