@@ -140,7 +140,6 @@ impl CommonOptions {
 pub struct TlsMaterial {
     pub ca: Option<Vec<u8>>,
     pub client_cert_and_key: Option<(Vec<u8>, Vec<u8>)>,
-    pub servername: Option<String>,
 }
 
 impl std::fmt::Debug for TlsMaterial {
@@ -148,7 +147,6 @@ impl std::fmt::Debug for TlsMaterial {
         f.debug_struct("TlsMaterial")
             .field("ca", &self.ca.is_some())
             .field("client_cert", &self.client_cert_and_key.is_some())
-            .field("servername", &self.servername)
             .finish()
     }
 }
@@ -170,10 +168,20 @@ impl Backoff {
     }
 }
 
+/// Which Redis deployment the store talks to: chosen once, at construction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TopologyConfig {
+    /// One server at `url`. With `servername`, TLS checks the server's
+    /// certificate against that name instead of the URL's host.
+    SingleServer { url: String, servername: Option<String> },
+    /// A Redis Cluster, discovered from these seed node URLs (`url` first).
+    Cluster { seeds: Vec<String> },
+}
+
 /// The checked configuration of a `RedisStore`.
 #[derive(Debug, Clone)]
 pub struct RedisConfig {
-    pub url: String,
+    pub topology: TopologyConfig,
     /// The URL with any password replaced by `***`, for logs and messages.
     pub redacted_url: String,
     pub tls: Option<TlsMaterial>,
@@ -185,8 +193,6 @@ pub struct RedisConfig {
     /// A connection with no other sign of life is PINGed this often, so that
     /// one a load balancer cut while idle is replaced before a call needs it.
     pub heartbeat: Duration,
-    /// Seed node URLs when talking to a Redis Cluster; `None` for one server.
-    pub cluster_seeds: Option<Vec<String>>,
 }
 
 impl RedisConfig {
@@ -197,19 +203,24 @@ impl RedisConfig {
         let allow_plaintext = options.allow_plaintext.unwrap_or(false);
         let parsed = check_url("url", &url, allow_plaintext)?;
         let is_tls = parsed.scheme == "rediss";
-        let tls = match options.tls {
-            Some(tls) if is_tls => Some(tls_material(tls)?),
+        let (tls, servername) = match options.tls {
+            Some(tls) if is_tls => {
+                let servername = tls.servername.clone();
+                (Some(tls_material(tls)?), checked_servername(servername)?)
+            }
             Some(_) => {
                 return Err(config_error(
                     "tls options were given but the url is redis:// (plaintext); use rediss://".to_owned(),
                 ))
             }
-            None if is_tls => Some(TlsMaterial {
-                ca: None,
-                client_cert_and_key: None,
-                servername: None,
-            }),
-            None => None,
+            None if is_tls => (
+                Some(TlsMaterial {
+                    ca: None,
+                    client_cert_and_key: None,
+                }),
+                None,
+            ),
+            None => (None, None),
         };
         let min_delay = whole(
             "reconnectMinDelayMs",
@@ -230,29 +241,32 @@ impl RedisConfig {
                 "reconnectMaxDelayMs ({max_delay}) must not be below reconnectMinDelayMs ({min_delay})"
             )));
         }
-        let cluster_seeds = cluster_seeds(
+        let topology = match cluster_seeds(
             &url,
             &parsed.scheme,
             options.cluster,
             options.cluster_nodes,
             allow_plaintext,
-        )?;
-        if cluster_seeds.is_some() && tls.as_ref().is_some_and(|tls| tls.servername.is_some()) {
-            return Err(config_error(
+        )? {
+            Some(_) if servername.is_some() => return Err(config_error(
                 "tls.servername is not supported with cluster: true (each node is reached by the name it announces)"
                     .to_owned(),
-            ));
-        }
+            )),
+            Some(seeds) => TopologyConfig::Cluster { seeds },
+            None => TopologyConfig::SingleServer { url, servername },
+        };
         let key_prefix = options.key_prefix.unwrap_or_default();
         if key_prefix.len() > 256 {
             return Err(config_error("keyPrefix must be at most 256 bytes".to_owned()));
         }
         Ok(RedisConfig {
-            redacted_url: match &cluster_seeds {
-                Some(seeds) => format!("cluster (seed {}{})", parsed.redacted, extra_seeds(seeds.len())),
-                None => parsed.redacted,
+            redacted_url: match &topology {
+                TopologyConfig::Cluster { seeds } => {
+                    format!("cluster (seed {}{})", parsed.redacted, extra_seeds(seeds.len()))
+                }
+                TopologyConfig::SingleServer { .. } => parsed.redacted,
             },
-            url,
+            topology,
             tls,
             command_timeout: Duration::from_millis(whole(
                 "commandTimeoutMs",
@@ -287,7 +301,6 @@ impl RedisConfig {
                 50,
                 3_600_000,
             )?),
-            cluster_seeds,
         })
     }
 }
@@ -364,16 +377,20 @@ fn tls_material(tls: TlsOptions) -> StoreResult<TlsMaterial> {
             ))
         }
     };
-    if let Some(name) = &tls.servername {
-        if name.is_empty() || name.contains(['/', ':', '@', ' ']) {
-            return Err(config_error(format!("tls.servername {name:?} is not a host name")));
-        }
-    }
     Ok(TlsMaterial {
         ca,
         client_cert_and_key,
-        servername: tls.servername,
     })
+}
+
+/// `tls.servername`, checked; it belongs to the single-server topology.
+fn checked_servername(servername: Option<String>) -> StoreResult<Option<String>> {
+    match servername {
+        Some(name) if name.is_empty() || name.contains(['/', ':', '@', ' ']) => {
+            Err(config_error(format!("tls.servername {name:?} is not a host name")))
+        }
+        name => Ok(name),
+    }
 }
 
 /// What a checked URL tells the rest of the configuration.
@@ -551,6 +568,51 @@ mod tests {
             ..options("rediss://h")
         };
         assert!(RedisConfig::from_options(negative).is_err());
+    }
+
+    #[test]
+    fn the_topology_is_chosen_from_the_options() {
+        let single = RedisConfig::from_options(RedisOptions {
+            tls: Some(TlsOptions {
+                servername: Some("cache.internal".to_owned()),
+                ..TlsOptions::default()
+            }),
+            ..options("rediss://10.0.0.5:6380")
+        })
+        .unwrap();
+        assert_eq!(
+            single.topology,
+            TopologyConfig::SingleServer {
+                url: "rediss://10.0.0.5:6380".to_owned(),
+                servername: Some("cache.internal".to_owned()),
+            }
+        );
+        let cluster = RedisConfig::from_options(RedisOptions {
+            cluster: Some(true),
+            cluster_nodes: Some(vec!["rediss://b:7001".to_owned()]),
+            ..options("rediss://a:7000")
+        })
+        .unwrap();
+        assert_eq!(
+            cluster.topology,
+            TopologyConfig::Cluster {
+                seeds: vec!["rediss://a:7000".to_owned(), "rediss://b:7001".to_owned()],
+            }
+        );
+        assert_eq!(cluster.redacted_url, "cluster (seed rediss://a:7000 and 1 more)");
+        let err = RedisConfig::from_options(RedisOptions {
+            cluster: Some(true),
+            tls: Some(TlsOptions {
+                servername: Some("cache.internal".to_owned()),
+                ..TlsOptions::default()
+            }),
+            ..options("rediss://a:7000")
+        })
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("tls.servername is not supported with cluster"),
+            "{err}"
+        );
     }
 
     #[test]

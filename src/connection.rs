@@ -1,156 +1,102 @@
-//! The connection lifecycle of one Redis server: connect, notice loss,
+//! The supervised link to Redis, whatever the topology: connect, notice loss,
 //! reconnect with capped exponential backoff and jitter (forever), and run
 //! each command within the command timeout whatever the link's state.
 //!
-//! One supervisor task owns the connection. Operations borrow a clone of the
-//! current multiplexed connection; when one fails in a way that says the link
-//! may be dead (I/O error, timeout), it tells the supervisor, which probes the
-//! link with PING and replaces it if the probe fails. While no connection is
-//! up and no attempt is under way, operations fail at once with
-//! `STORE_UNAVAILABLE` instead of queueing.
+//! One supervisor task owns the connection. It performs the I/O that the
+//! state machine's phase calls for (`supervisor.rs`) and feeds back what
+//! happened; every change of state goes through [`Link::feed`]. Operations
+//! borrow a clone of the current connection; when one fails in a way that
+//! says the link may be dead (I/O error, timeout), it tells the supervisor,
+//! which may probe the link with PING and replace it if the probe fails.
+//! While no connection is up and no attempt is under way, operations fail at
+//! once with `STORE_UNAVAILABLE` instead of queueing.
+//!
+//! What differs per topology (how to open a connection, what says it was
+//! lost) is its [`Transport`], chosen once when the store starts.
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionLike, MultiplexedConnection};
-use redis::cluster::{ClusterClient, ClusterClientBuilder};
-use redis::cluster_async::ClusterConnection;
-use redis::io::AsyncDNSResolver;
-use redis::{
-    AsyncConnectionConfig, Client, Cmd, ConnectionAddr, ConnectionInfo, IntoConnectionInfo, Pipeline, ProtocolVersion,
-    PushKind, RedisFuture, Value,
-};
-use tokio::sync::{mpsc, watch, Notify};
+use redis::aio::ConnectionLike;
+use redis::{ConnectionInfo, IntoConnectionInfo, ProtocolVersion, Script};
+use tokio::sync::{watch, Notify};
 
 use crate::config::{RedisConfig, TlsMaterial};
 use crate::error::{StoreError, StoreResult};
 use crate::logger::Logger;
+use crate::supervisor::{Event, Notice, Phase, Status, Supervisor};
 
-const CLUSTER_RETRIES: u32 = 3;
-const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 50;
-const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 250;
+/// How one topology opens connections. Bounded by the connect timeout and
+/// followed by the script loading, both done by the link.
+pub trait Transport: Send + Sync + 'static {
+    type Connection: ConnectionLike + Clone + Send + Sync + 'static;
+    type Watch: LossWatch;
 
-/// What `/health` reads, synchronously.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Before the first connection is up.
-    Connecting,
-    Ready,
-    /// The connection was lost; attempts continue with backoff.
-    Reconnecting,
-    Closed,
+    fn connect(&self) -> impl Future<Output = redis::RedisResult<(Self::Connection, Self::Watch)>> + Send;
 }
 
-impl Status {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Connecting => "connecting",
-            Status::Ready => "ready",
-            Status::Reconnecting => "reconnecting",
-            Status::Closed => "closed",
-        }
-    }
+/// What a topology's connection tells about its own health.
+pub trait LossWatch: Send + 'static {
+    /// Waits for the next sign of trouble. `trouble` is rung by calls that
+    /// failed in a way that says the link may be dead.
+    fn next_sign(&mut self, trouble: &Notify) -> impl Future<Output = Sign> + Send;
 }
 
-/// A live connection: to one server, or to a cluster (which routes each
-/// command to the node owning its key and follows failovers by itself).
-#[derive(Clone)]
-pub enum Connection {
-    Single(MultiplexedConnection),
-    Cluster(ClusterConnection),
+pub enum Sign {
+    /// The connection is gone; says why.
+    Lost(String),
+    /// The connection may be dead: a PING will tell.
+    CheckDue,
 }
 
-impl ConnectionLike for Connection {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        match self {
-            Connection::Single(connection) => connection.req_packed_command(cmd),
-            Connection::Cluster(connection) => connection.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        pipeline: &'a Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<Value>> {
-        match self {
-            Connection::Single(connection) => connection.req_packed_commands(pipeline, offset, count),
-            Connection::Cluster(connection) => connection.req_packed_commands(pipeline, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Connection::Single(connection) => connection.get_db(),
-            Connection::Cluster(connection) => connection.get_db(),
-        }
-    }
+/// The state every reader sees: the machine, and the connection while it serves.
+struct Shared<C> {
+    supervisor: Supervisor,
+    connection: Option<C>,
 }
 
-/// Where the link connects to, built once from the configuration.
-enum Target {
-    Single {
-        client: Client,
-        servername_pin: Option<Arc<PinnedHost>>,
-    },
-    Cluster(ClusterClient),
-}
-
-#[derive(Clone)]
-struct LinkState {
-    status: Status,
-    connection: Option<Connection>,
-    /// A connection attempt is under way: operations may wait for it.
-    attempting: bool,
-    /// Why the last attempt failed, given to operations that fail fast.
-    last_error: Option<StoreError>,
-    failed_attempts: u32,
-}
-
-struct LinkInner {
-    target: Target,
+struct LinkInner<T: Transport> {
+    transport: T,
     redacted_url: String,
     command_timeout: Duration,
     connect_timeout: Duration,
-    heartbeat: Duration,
-    backoff: crate::config::Backoff,
-    state: watch::Sender<LinkState>,
-    /// Operations ring this when the link looks dead; the supervisor probes it.
+    state: watch::Sender<Shared<T::Connection>>,
+    /// Operations ring this when the link looks dead.
     trouble: Notify,
     logger: Logger,
-    /// Loaded on every new connection, before it serves.
-    scripts: Vec<redis::Script>,
+    /// Loaded on every new connection, before it serves, so that calls never
+    /// pay (or reorder behind) a NOSCRIPT retry after a server restart.
+    scripts: Vec<Script>,
 }
 
-/// A supervised connection to one Redis server.
-#[derive(Clone)]
-pub struct Link {
-    inner: Arc<LinkInner>,
+/// A supervised connection through the transport `T`.
+pub struct Link<T: Transport> {
+    inner: Arc<LinkInner<T>>,
 }
 
-impl Link {
-    /// Builds the client (no I/O) and starts the supervisor on the napi runtime.
-    pub fn start(config: &RedisConfig, logger: Logger, scripts: Vec<redis::Script>) -> StoreResult<Link> {
-        let target = build_target(config)?;
-        let (state, _) = watch::channel(LinkState {
-            status: Status::Connecting,
+impl<T: Transport> Clone for Link<T> {
+    fn clone(&self) -> Self {
+        Link {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<T: Transport> Link<T> {
+    /// Starts the supervisor on the napi runtime; the first attempt begins at once.
+    pub fn start(transport: T, config: &RedisConfig, logger: Logger, scripts: Vec<Script>) -> Link<T> {
+        let (state, _) = watch::channel(Shared {
+            supervisor: Supervisor::new(config.backoff),
             connection: None,
-            attempting: true,
-            last_error: None,
-            failed_attempts: 0,
         });
         let link = Link {
             inner: Arc::new(LinkInner {
-                target,
+                transport,
                 redacted_url: config.redacted_url.clone(),
                 command_timeout: config.command_timeout,
                 connect_timeout: config.connect_timeout,
-                heartbeat: config.heartbeat,
-                backoff: config.backoff,
                 state,
                 trouble: Notify::new(),
                 logger,
@@ -162,49 +108,33 @@ impl Link {
             .info(format!("connecting to {}", link.inner.redacted_url));
         let supervisor = link.clone();
         napi::bindgen_prelude::spawn(async move { supervisor.supervise().await });
-        Ok(link)
+        link
     }
 
     pub fn status(&self) -> Status {
-        self.inner.state.borrow().status
-    }
-
-    pub fn command_timeout(&self) -> Duration {
-        self.inner.command_timeout
+        self.inner.state.borrow().supervisor.status()
     }
 
     pub fn redacted_url(&self) -> &str {
         &self.inner.redacted_url
     }
 
-    pub fn is_cluster(&self) -> bool {
-        matches!(self.inner.target, Target::Cluster(_))
+    pub fn logger(&self) -> &Logger {
+        &self.inner.logger
     }
 
     /// Stops reconnecting, drops the connection and settles every waiting
     /// operation with `STORE_CLOSED`. Idempotent.
     pub fn close(&self) {
-        let mut was_open = false;
-        self.inner.state.send_modify(|state| {
-            was_open = state.status != Status::Closed;
-            state.status = Status::Closed;
-            state.connection = None;
-            state.attempting = false;
-        });
-        if was_open {
-            self.inner
-                .logger
-                .info(format!("closed the connection to {}", self.inner.redacted_url));
-        }
-        self.inner.trouble.notify_one();
+        self.feed(Event::Close, None);
     }
 
     /// Runs one operation against the current connection, within the command
     /// timeout counted from now, settling early with `STORE_CLOSED` on close.
-    pub async fn run<T, F, Fut>(&self, what: &str, operation: F) -> StoreResult<T>
+    pub async fn run<R, F, Fut>(&self, what: &str, operation: F) -> StoreResult<R>
     where
-        F: FnOnce(Connection) -> Fut,
-        Fut: Future<Output = redis::RedisResult<T>>,
+        F: FnOnce(T::Connection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<R>>,
     {
         let deadline = tokio::time::Instant::now() + self.inner.command_timeout;
         let connection = self.ready_connection(what, deadline).await?;
@@ -233,18 +163,31 @@ impl Link {
         }
     }
 
+    /// A round trip to Redis, in milliseconds.
+    pub async fn ping(&self) -> StoreResult<f64> {
+        let started = Instant::now();
+        self.run("PING", |mut connection| async move {
+            redis::cmd("PING").query_async::<String>(&mut connection).await
+        })
+        .await?;
+        Ok(started.elapsed().as_secs_f64() * 1000.0)
+    }
+
     /// The live connection; waits (until `deadline`) only while an attempt to
     /// connect is under way, and fails at once while backing off.
-    async fn ready_connection(&self, what: &str, deadline: tokio::time::Instant) -> StoreResult<Connection> {
+    async fn ready_connection(&self, what: &str, deadline: tokio::time::Instant) -> StoreResult<T::Connection> {
         let mut state = self.inner.state.subscribe();
         loop {
             {
                 let current = state.borrow_and_update();
-                match (&current.connection, current.status) {
-                    (_, Status::Closed) => return Err(StoreError::Closed),
-                    (Some(connection), _) => return Ok(connection.clone()),
-                    (None, _) if !current.attempting => return Err(self.unavailable(what, &current)),
-                    (None, _) => {}
+                if current.supervisor.phase() == Phase::Closed {
+                    return Err(StoreError::Closed);
+                }
+                if let Some(connection) = &current.connection {
+                    return Ok(connection.clone());
+                }
+                if !current.supervisor.attempting() {
+                    return Err(self.unavailable(what, current.supervisor.last_error()));
                 }
             }
             match tokio::time::timeout_at(deadline, state.changed()).await {
@@ -257,8 +200,8 @@ impl Link {
                         self.inner.redacted_url,
                         self.inner.command_timeout.as_millis(),
                         current
-                            .last_error
-                            .as_ref()
+                            .supervisor
+                            .last_error()
                             .map(|e| format!("; last error: {e}"))
                             .unwrap_or_default()
                     )));
@@ -267,16 +210,13 @@ impl Link {
         }
     }
 
-    fn unavailable(&self, what: &str, state: &LinkState) -> StoreError {
-        let cause = state
-            .last_error
-            .as_ref()
-            .map_or_else(|| "connection lost".to_owned(), ToString::to_string);
+    fn unavailable(&self, what: &str, last_error: Option<&StoreError>) -> StoreError {
+        let cause = last_error.map_or_else(|| "connection lost".to_owned(), ToString::to_string);
         let cause_error = StoreError::Unavailable(format!(
             "{what}: Redis at {} is unreachable ({cause}); reconnecting in the background",
             self.inner.redacted_url
         ));
-        match &state.last_error {
+        match last_error {
             // Keep the code of an auth or TLS failure: retrying will not fix those.
             Some(StoreError::Auth(_)) => StoreError::Auth(cause_error.to_string()),
             Some(StoreError::Tls(_)) => StoreError::Tls(cause_error.to_string()),
@@ -284,133 +224,115 @@ impl Link {
         }
     }
 
-    /// A round trip to Redis, in milliseconds.
-    pub async fn ping(&self) -> StoreResult<f64> {
-        let started = Instant::now();
-        self.run("PING", |mut connection| async move {
-            redis::cmd("PING").query_async::<String>(&mut connection).await
-        })
-        .await?;
-        Ok(started.elapsed().as_secs_f64() * 1000.0)
+    fn phase(&self) -> Phase {
+        self.inner.state.borrow().supervisor.phase()
     }
 
-    fn is_closed(&self) -> bool {
-        self.status() == Status::Closed
+    /// Applies one event to the state machine and publishes the outcome: the
+    /// one place the link's state changes, and where its notices go out.
+    /// `connected` is the new connection that comes with `Event::Connected`.
+    fn feed(&self, event: Event, connected: Option<T::Connection>) -> Phase {
+        let now = Instant::now();
+        let mut notice = None;
+        let mut phase = Phase::Closed;
+        self.inner.state.send_modify(|shared| {
+            notice = shared.supervisor.on(event, now);
+            phase = shared.supervisor.phase();
+            if !phase.serves() {
+                shared.connection = None;
+            } else if connected.is_some() {
+                shared.connection = connected;
+            }
+        });
+        if let Some(notice) = notice {
+            self.announce(&notice);
+        }
+        phase
+    }
+
+    fn announce(&self, notice: &Notice) {
+        if let Some((level, line)) = notice.log_line(&self.inner.redacted_url) {
+            self.inner.logger.log(level, line);
+        }
     }
 
     async fn supervise(self) {
-        let mut down_since: Option<Instant> = None;
-        let mut ever_connected = false;
+        while let Some((connection, watch)) = self.until_connected().await {
+            self.serve(connection, watch).await;
+        }
+    }
+
+    /// Attempts and backoff, as long as the machine asks for them; the new
+    /// connection and its watch once one serves, `None` once closed.
+    async fn until_connected(&self) -> Option<(T::Connection, T::Watch)> {
         loop {
-            if self.is_closed() {
-                return;
-            }
-            self.inner.state.send_modify(|state| state.attempting = true);
-            let (push_sender, mut pushes) = mpsc::unbounded_channel();
-            match self.connect(push_sender).await {
-                Ok(connection) => {
-                    let failed = self.inner.state.borrow().failed_attempts;
-                    if let Some(since) = down_since.take() {
-                        self.inner.logger.info(format!(
-                            "reconnected to {} after {} failed attempt(s), {:.1} s without Redis",
-                            self.inner.redacted_url,
-                            failed,
-                            since.elapsed().as_secs_f64()
-                        ));
-                    } else if ever_connected || failed > 0 {
-                        self.inner.logger.info(format!(
-                            "connected to {} after {failed} failed attempt(s)",
-                            self.inner.redacted_url
-                        ));
-                    } else {
-                        self.inner
-                            .logger
-                            .info(format!("connected to {}", self.inner.redacted_url));
-                    }
-                    ever_connected = true;
-                    let mut still_open = true;
-                    self.inner.state.send_modify(|state| {
-                        still_open = state.status != Status::Closed;
-                        if still_open {
-                            state.status = Status::Ready;
-                            state.connection = Some(connection.clone());
+            match self.phase() {
+                Phase::Connecting => match self.unless_closed(self.open()).await? {
+                    Ok((connection, watch)) => {
+                        if self.feed(Event::Connected, Some(connection.clone())).serves() {
+                            return Some((connection, watch));
                         }
-                        state.attempting = false;
-                        state.last_error = None;
-                        state.failed_attempts = 0;
-                    });
-                    if !still_open {
-                        return;
                     }
-                    let Some(reason) = self.watch(connection, &mut pushes).await else {
-                        return;
-                    };
-                    self.inner.logger.warn(format!(
-                        "lost the connection to {}: {reason}; reconnecting",
-                        self.inner.redacted_url
-                    ));
-                    down_since = Some(Instant::now());
-                    self.inner.state.send_modify(|state| {
-                        if state.status != Status::Closed {
-                            state.status = Status::Reconnecting;
-                            state.connection = None;
-                            state.last_error = Some(StoreError::Unavailable(reason.clone()));
-                        }
-                    });
-                    // The first attempt after a loss goes at once: a restart is often quick.
+                    Err(error) => {
+                        self.feed(
+                            Event::ConnectFailed {
+                                error,
+                                jitter: jitter(),
+                            },
+                            None,
+                        );
+                    }
+                },
+                Phase::BackingOff { delay, .. } => {
+                    self.unless_closed(tokio::time::sleep(delay)).await?;
+                    self.feed(Event::BackoffElapsed, None);
                 }
-                Err(err) => {
-                    let mut failed = 0;
-                    self.inner.state.send_modify(|state| {
-                        state.failed_attempts += 1;
-                        failed = state.failed_attempts;
-                        state.attempting = false;
-                        state.last_error = Some(err.clone());
-                    });
-                    let delay = self.inner.backoff.delay(failed, jitter());
-                    // Every attempt at first, then one line in ten: no flood during a long outage.
-                    if failed <= 5 || failed % 10 == 0 {
-                        self.inner.logger.warn(format!(
-                            "cannot connect to {} (attempt {failed}): {err}; next attempt in {} ms",
-                            self.inner.redacted_url,
-                            delay.as_millis()
-                        ));
-                    }
-                    if down_since.is_none() && ever_connected {
-                        down_since = Some(Instant::now());
-                    }
-                    let mut closed = self.inner.state.subscribe();
-                    tokio::select! {
-                        _ = tokio::time::sleep(delay) => {}
-                        _ = until_closed(&mut closed) => return,
-                    }
-                }
+                // Closed; the serving phases are only ever entered above.
+                Phase::Ready | Phase::Probing | Phase::Closed => return None,
             }
         }
     }
 
-    async fn connect(&self, push_sender: mpsc::UnboundedSender<redis::PushInfo>) -> StoreResult<Connection> {
-        let attempt = async {
-            let mut connection = match &self.inner.target {
-                Target::Single { client, servername_pin } => {
-                    let mut config = AsyncConnectionConfig::new()
-                        .set_connection_timeout(Some(self.inner.connect_timeout))
-                        .set_response_timeout(None)
-                        .set_push_sender(push_sender);
-                    if let Some(pin) = servername_pin {
-                        config = config.set_dns_resolver(PinnedHostResolver(pin.clone()));
-                    }
-                    Connection::Single(client.get_multiplexed_async_connection_with_config(&config).await?)
-                }
-                Target::Cluster(client) => Connection::Cluster(client.get_async_connection().await?),
+    /// Watches the serving connection until the machine leaves the serving phases.
+    async fn serve(&self, mut connection: T::Connection, mut watch: T::Watch) {
+        loop {
+            let event = match self.phase() {
+                Phase::Ready => match self.unless_closed(watch.next_sign(&self.inner.trouble)).await {
+                    Some(Sign::Lost(reason)) => Event::Lost(reason),
+                    Some(Sign::CheckDue) => Event::CheckDue,
+                    None => return,
+                },
+                Phase::Probing => match self.unless_closed(self.probe(&mut connection)).await {
+                    Some(Ok(())) => Event::ProbeOk,
+                    Some(Err(reason)) => Event::Lost(reason),
+                    None => return,
+                },
+                Phase::Connecting | Phase::BackingOff { .. } | Phase::Closed => return,
             };
+            self.feed(event, None);
+        }
+    }
+
+    /// `work`'s output, or `None` if the link is closed first.
+    async fn unless_closed<F: Future>(&self, work: F) -> Option<F::Output> {
+        let mut closed = self.inner.state.subscribe();
+        tokio::select! {
+            output = work => Some(output),
+            _ = until_closed(&mut closed) => None,
+        }
+    }
+
+    /// A new connection with the scripts loaded, within the connect timeout.
+    async fn open(&self) -> StoreResult<(T::Connection, T::Watch)> {
+        let attempt = async {
+            let (mut connection, watch) = self.inner.transport.connect().await?;
             for script in &self.inner.scripts {
                 script.load_async(&mut connection).await?;
             }
-            Ok::<_, redis::RedisError>(connection)
+            Ok::<_, redis::RedisError>((connection, watch))
         };
         match tokio::time::timeout(self.inner.connect_timeout, attempt).await {
-            Ok(Ok(connection)) => Ok(connection),
+            Ok(Ok(opened)) => Ok(opened),
             Ok(Err(err)) => Err(StoreError::from_redis(&err, "connect")),
             Err(_) => Err(StoreError::Timeout(format!(
                 "connect: no connection to {} within {} ms (connect timeout, ETIMEDOUT)",
@@ -420,47 +342,14 @@ impl Link {
         }
     }
 
-    /// Waits until the connection is lost (returns why) or the link is closed (`None`).
-    async fn watch(
-        &self,
-        mut connection: Connection,
-        pushes: &mut mpsc::UnboundedReceiver<redis::PushInfo>,
-    ) -> Option<String> {
-        let mut closed = self.inner.state.subscribe();
-        if self.is_cluster() {
-            // A cluster connection reconnects to each node and follows
-            // failovers itself; probing it as a whole would only get in the way.
-            until_closed(&mut closed).await;
-            return None;
-        }
-        loop {
-            tokio::select! {
-                push = pushes.recv() => match push {
-                    Some(push) if push.kind != PushKind::Disconnection => continue,
-                    _ => return Some("the server closed the connection (ECONNRESET)".to_owned()),
-                },
-                // A call saw trouble, or the link was quiet for a heartbeat:
-                // either way, a PING says whether the connection still works.
-                _ = self.inner.trouble.notified() => {}
-                _ = tokio::time::sleep(self.inner.heartbeat) => {}
-                _ = until_closed(&mut closed) => return None,
-            }
-            if self.is_closed() {
-                return None;
-            }
-            if let Some(reason) = self.probe(&mut connection).await {
-                return Some(reason);
-            }
-        }
-    }
-
-    /// `None` when the connection answers a PING within the command timeout.
-    async fn probe(&self, connection: &mut Connection) -> Option<String> {
+    /// Whether the connection answers a PING within the command timeout, and
+    /// if not, why.
+    async fn probe(&self, connection: &mut T::Connection) -> Result<(), String> {
         let ping = redis::cmd("PING");
         match tokio::time::timeout(self.inner.command_timeout, ping.query_async::<String>(connection)).await {
-            Ok(Ok(_)) => None,
-            Ok(Err(err)) => Some(format!("PING failed: {err}")),
-            Err(_) => Some(format!(
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(err)) => Err(format!("PING failed: {err}")),
+            Err(_) => Err(format!(
                 "no answer to PING within {} ms (server hung, or the network path or an idle connection was cut)",
                 self.inner.command_timeout.as_millis()
             )),
@@ -469,9 +358,12 @@ impl Link {
 }
 
 /// Resolves once the link is closed (or its state sender is gone).
-async fn until_closed(state: &mut watch::Receiver<LinkState>) {
+async fn until_closed<C>(state: &mut watch::Receiver<Shared<C>>) {
     // The guard returned by wait_for is not Send: drop it here, not in a select! arm.
-    let _ = state.wait_for(|state| state.status == Status::Closed).await.is_ok();
+    let _ = state
+        .wait_for(|shared| shared.supervisor.phase() == Phase::Closed)
+        .await
+        .is_ok();
 }
 
 /// A number in [0, 1) for backoff jitter; std's hasher keys are random per call.
@@ -481,42 +373,21 @@ fn jitter() -> f64 {
     (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Connects to `target` while TLS checks the certificate against `servername`.
-struct PinnedHost {
-    servername: String,
-    target: String,
+/// A node's or server's URL as connection settings, speaking RESP3 (which
+/// lets a single-server connection report its own loss with a push).
+pub fn resp3_connection_info(url: &str, config: &RedisConfig) -> StoreResult<ConnectionInfo> {
+    let info = url.into_connection_info().map_err(|err| unusable_url(config, &err))?;
+    let redis_settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+    Ok(info.set_redis_settings(redis_settings))
 }
 
-struct PinnedHostResolver(Arc<PinnedHost>);
-
-impl AsyncDNSResolver for PinnedHostResolver {
-    fn resolve<'a, 'b: 'a>(
-        &'a self,
-        host: &'b str,
-        port: u16,
-    ) -> redis::RedisFuture<'a, Box<dyn Iterator<Item = SocketAddr> + Send + 'a>> {
-        let target = if host == self.0.servername {
-            self.0.target.clone()
-        } else {
-            host.to_owned()
-        };
-        Box::pin(async move {
-            let addresses: Vec<SocketAddr> = tokio::net::lookup_host((target.as_str(), port)).await?.collect();
-            Ok(Box::new(addresses.into_iter()) as Box<dyn Iterator<Item = SocketAddr> + Send>)
-        })
-    }
+/// A URL that passed the option checks but that the client refused.
+pub fn unusable_url(config: &RedisConfig, err: &redis::RedisError) -> StoreError {
+    StoreError::Config(format!("url {} is not usable: {err}", config.redacted_url))
 }
 
-fn build_target(config: &RedisConfig) -> StoreResult<Target> {
-    let invalid =
-        |err: redis::RedisError| StoreError::Config(format!("url {} is not usable: {err}", config.redacted_url));
-    let connection_info = |url: &str| -> StoreResult<ConnectionInfo> {
-        let info = url.into_connection_info().map_err(invalid)?;
-        // RESP3 lets a single-server connection report its own loss (a disconnection push).
-        let redis_settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
-        Ok(info.set_redis_settings(redis_settings))
-    };
-    let certificates = |tls: &TlsMaterial| redis::TlsCertificates {
+pub fn tls_certificates(tls: &TlsMaterial) -> redis::TlsCertificates {
+    redis::TlsCertificates {
         client_tls: tls
             .client_cert_and_key
             .as_ref()
@@ -525,51 +396,5 @@ fn build_target(config: &RedisConfig) -> StoreResult<Target> {
                 client_key: key.clone(),
             }),
         root_cert: tls.ca.clone(),
-    };
-    if let Some(seeds) = &config.cluster_seeds {
-        let nodes = seeds
-            .iter()
-            .map(|url| connection_info(url))
-            .collect::<StoreResult<Vec<_>>>()?;
-        let mut builder = ClusterClientBuilder::new(nodes)
-            .use_protocol(ProtocolVersion::RESP3)
-            .connection_timeout(config.connect_timeout)
-            .response_timeout(config.command_timeout)
-            // Few, short retries: a request for a dead primary's slots must not
-            // keep the client busy refreshing slots (which holds back requests
-            // for healthy nodes) long after our command timeout gave up on it.
-            .retries(CLUSTER_RETRIES)
-            .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
-            .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS);
-        if let Some(tls) = &config.tls {
-            builder = builder.certs(certificates(tls));
-        }
-        let client = builder
-            .build()
-            .map_err(|err| StoreError::Config(format!("cluster configuration is not usable: {err}")))?;
-        return Ok(Target::Cluster(client));
     }
-    let mut info = connection_info(&config.url)?;
-    let Some(tls) = &config.tls else {
-        return Ok(Target::Single {
-            client: Client::open(info).map_err(invalid)?,
-            servername_pin: None,
-        });
-    };
-    let mut servername_pin = None;
-    if let (Some(servername), ConnectionAddr::TcpTls { host, port, .. }) = (&tls.servername, info.addr().clone()) {
-        servername_pin = Some(Arc::new(PinnedHost {
-            servername: servername.clone(),
-            target: host,
-        }));
-        info = info.set_addr(ConnectionAddr::TcpTls {
-            host: servername.clone(),
-            port,
-            insecure: false,
-            tls_params: None,
-        });
-    }
-    let client = Client::build_with_tls(info, certificates(tls))
-        .map_err(|err| StoreError::Config(format!("TLS material is not usable: {err}")))?;
-    Ok(Target::Single { client, servername_pin })
 }

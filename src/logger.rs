@@ -11,7 +11,7 @@ use napi::Status;
 
 pub const LOG_PREFIX: &str = "[STORE]";
 
-/// The JS side: `(level, line) => void`, level one of `info`, `warn`, `error`.
+/// The JS side: `(level, line) => void`, level `info` or `warn`.
 pub type LogFunction =
     ThreadsafeFunction<FnArgs<(String, String)>, (), FnArgs<(String, String)>, Status, false, true, 256>;
 
@@ -19,7 +19,6 @@ pub type LogFunction =
 pub enum Level {
     Info,
     Warn,
-    Error,
 }
 
 impl Level {
@@ -27,7 +26,6 @@ impl Level {
         match self {
             Level::Info => "info",
             Level::Warn => "warn",
-            Level::Error => "error",
         }
     }
 }
@@ -61,9 +59,5 @@ impl Logger {
 
     pub fn warn(&self, message: impl AsRef<str>) {
         self.log(Level::Warn, message);
-    }
-
-    pub fn error(&self, message: impl AsRef<str>) {
-        self.log(Level::Error, message);
     }
 }

@@ -1,31 +1,55 @@
-//! The store operations on one Redis server: `set`, `delete` and a sliding
-//! `get` are each one script (one atomic step, one round trip) run through
-//! the supervised [`Link`]; listing is in `listing.rs`. On a cluster the same
-//! operations run as ordered single-slot steps (`cluster_store.rs`).
+//! `RedisStore`'s core, as the binding calls it. The topology is chosen once,
+//! here, when the store starts; every call then goes to that topology's
+//! implementation of the operations (`topology.rs`) through one `match`.
 
-use crate::config::{RecordPolicy, RedisConfig};
-use crate::connection::{Link, Status};
+use crate::cluster::Cluster;
+use crate::config::{RecordPolicy, RedisConfig, TopologyConfig};
 use crate::error::StoreResult;
-use crate::keys::KeyLayout;
+use crate::listing;
 use crate::logger::Logger;
-use crate::record;
-use crate::scripts;
+use crate::record::{self, ListQuery};
+use crate::single_server::{DirectServer, SingleServer};
+use crate::supervisor::Status;
+use crate::topology::Topology;
 
+/// The topology the store talks to.
+enum Backend {
+    SingleServer(SingleServer<DirectServer>),
+    Cluster(Cluster),
+}
+
+/// Evaluates `$body` with `$topology` bound to the backend's topology,
+/// whichever it is (each arm is type-checked against its own type).
+macro_rules! with_topology {
+    ($backend:expr, $topology:ident => $body:expr) => {
+        match $backend {
+            Backend::SingleServer($topology) => $body,
+            Backend::Cluster($topology) => $body,
+        }
+    };
+}
+
+/// Ids, userIds and list options arrive checked by the binding; nothing
+/// below it checks them again.
 pub struct RedisStoreCore {
-    pub(crate) link: Link,
-    pub(crate) keys: KeyLayout,
-    pub(crate) policy: RecordPolicy,
-    pub(crate) logger: Logger,
+    backend: Backend,
+    policy: RecordPolicy,
 }
 
 impl RedisStoreCore {
+    /// Builds the topology's client (no I/O) and starts connecting in the background.
     pub fn start(config: RedisConfig, logger: Logger) -> StoreResult<Self> {
-        let link = Link::start(&config, logger.clone(), scripts::all())?;
+        let backend = match &config.topology {
+            TopologyConfig::SingleServer { url, servername } => Backend::SingleServer(SingleServer::start(
+                DirectServer::new(url, servername.as_deref(), &config)?,
+                &config,
+                logger,
+            )),
+            TopologyConfig::Cluster { seeds } => Backend::Cluster(Cluster::start(seeds, &config, logger)?),
+        };
         Ok(RedisStoreCore {
-            link,
-            keys: config.keys,
+            backend,
             policy: config.policy,
-            logger,
         })
     }
 
@@ -34,115 +58,37 @@ impl RedisStoreCore {
     }
 
     pub fn redacted_url(&self) -> &str {
-        self.link.redacted_url()
+        with_topology!(&self.backend, topology => topology.link().redacted_url())
     }
 
     pub fn status(&self) -> Status {
-        self.link.status()
+        with_topology!(&self.backend, topology => topology.link().status())
     }
 
     pub async fn ping(&self) -> StoreResult<f64> {
-        self.link.ping().await
+        with_topology!(&self.backend, topology => topology.link().ping().await)
     }
 
     pub fn close(&self) {
-        self.link.close();
+        with_topology!(&self.backend, topology => topology.link().close())
     }
 
     pub async fn get(&self, id: &str) -> StoreResult<Option<String>> {
-        record::validate_id(id)?;
-        if self.link.is_cluster() {
-            return self.cluster_get(id).await;
-        }
-        let key = self.keys.record(id);
-        let what = format!("GET {key}");
-        let found: Option<Vec<u8>> = if self.policy.sliding_expiry {
-            let ttl = self.policy.ttl_seconds;
-            let index_ttl = self.policy.index_ttl_seconds();
-            let prefix = self.keys.prefix();
-            self.link
-                .run(&what, |mut connection| async move {
-                    scripts::GET_SLIDING_SCRIPT
-                        .key(&key)
-                        .arg(ttl)
-                        .arg(index_ttl)
-                        .arg(prefix)
-                        .invoke_async(&mut connection)
-                        .await
-                })
-                .await?
-        } else {
-            self.link
-                .run(&what, |mut connection| async move {
-                    redis::cmd("GET").arg(&key).query_async(&mut connection).await
-                })
-                .await?
-        };
-        Ok(found.map(record::text_from_bytes))
+        with_topology!(&self.backend, topology => topology.get(id).await)
     }
 
     pub async fn set(&self, id: &str, json: String) -> StoreResult<()> {
         let record = record::prepare_record(id, json, &self.policy.rules, now_ms())?;
-        if self.link.is_cluster() {
-            return self.cluster_set(id, record).await;
-        }
-        let key = self.keys.record(id);
-        let index = self.keys.user_index(&record.user_id);
-        let what = format!("SET {key}");
-        // One transaction: the move out of a previous owner's index, the
-        // record, the index entry and both TTLs, applied as one step.
-        let mut transaction = redis::pipe();
-        transaction
-            .atomic()
-            .cmd("EVAL")
-            .arg(scripts::MOVE_OWNER_SOURCE.as_str())
-            .arg(1)
-            .arg(&key)
-            .arg(id)
-            .arg(&record.user_id)
-            .arg(self.keys.prefix())
-            .ignore()
-            .cmd("SET")
-            .arg(&key)
-            .arg(&record.json)
-            .arg("EX")
-            .arg(self.policy.ttl_seconds)
-            .ignore()
-            .cmd("ZADD")
-            .arg(&index)
-            .arg(record.score)
-            .arg(id)
-            .ignore()
-            .cmd("EXPIRE")
-            .arg(&index)
-            .arg(self.policy.index_ttl_seconds())
-            .ignore();
-        self.link
-            .run(&what, |mut connection| async move {
-                transaction.query_async::<()>(&mut connection).await
-            })
-            .await?;
-        Ok(())
+        with_topology!(&self.backend, topology => topology.set(id, record).await)
     }
 
     pub async fn delete(&self, id: &str) -> StoreResult<()> {
-        record::validate_id(id)?;
-        if self.link.is_cluster() {
-            return self.cluster_delete(id).await;
-        }
-        let key = self.keys.record(id);
-        let what = format!("DEL {key}");
-        self.link
-            .run(&what, |mut connection| async move {
-                scripts::DELETE_SCRIPT
-                    .key(&key)
-                    .arg(id)
-                    .arg(self.keys.prefix())
-                    .invoke_async::<i64>(&mut connection)
-                    .await
-            })
-            .await?;
-        Ok(())
+        with_topology!(&self.backend, topology => topology.delete(id).await)
+    }
+
+    /// `id, json, id, json, ...` newest first (see `listing.rs`).
+    pub async fn list_by_user(&self, user_id: &str, query: ListQuery) -> StoreResult<Vec<String>> {
+        with_topology!(&self.backend, topology => listing::list_by_user(topology, user_id, query).await)
     }
 }
 
@@ -155,6 +101,6 @@ pub fn now_ms() -> i64 {
 impl Drop for RedisStoreCore {
     fn drop(&mut self) {
         // A store the app dropped without close() must not reconnect forever.
-        self.link.close();
+        self.close();
     }
 }

@@ -1,4 +1,4 @@
-//! The store operations on a Redis Cluster.
+//! The store operations on a Redis Cluster, and how it is connected to.
 //!
 //! A record (`conv:<id>`) and its user's index (`user:<userId>:conversations`)
 //! hash to different slots, usually on different nodes, and the layout is the
@@ -24,17 +24,91 @@
 //! - `listByUser` (`listing.rs`, shared with one server): 1. read a window of
 //!   the index with scores; 2. read the records (MGET, split per slot);
 //!   3. in the background, prune entries whose record is gone or belongs to
-//!   another user, each only if its score is unchanged.
+//!   another user, each only if its score is unchanged (`prune` here).
 //! - `get`: one GET (with `slidingExpiry`, GETEX then EXPIRE of the index).
 
-use crate::connection::Link;
-use crate::error::StoreResult;
-use crate::record::{self, PreparedRecord};
-use crate::redis_store::RedisStoreCore;
-use crate::scripts;
+use std::future::Future;
 
-impl RedisStoreCore {
-    pub(crate) async fn cluster_get(&self, id: &str) -> StoreResult<Option<String>> {
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
+use tokio::sync::Notify;
+
+use crate::config::{RecordPolicy, RedisConfig};
+use crate::connection::{self, Link, LossWatch, Sign, Transport};
+use crate::error::{StoreError, StoreResult};
+use crate::keys::KeyLayout;
+use crate::listing::Stale;
+use crate::logger::Logger;
+use crate::record::{self, PreparedRecord};
+use crate::scripts;
+use crate::topology::Topology;
+
+const CLUSTER_RETRIES: u32 = 3;
+const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 50;
+const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 250;
+
+pub struct Cluster {
+    link: Link<ClusterNodes>,
+    keys: KeyLayout,
+    policy: RecordPolicy,
+}
+
+impl Cluster {
+    /// Builds the cluster client from the seed node URLs (no I/O) and starts its link.
+    pub fn start(seeds: &[String], config: &RedisConfig, logger: Logger) -> StoreResult<Self> {
+        let nodes = seeds
+            .iter()
+            .map(|url| connection::resp3_connection_info(url, config))
+            .collect::<StoreResult<Vec<_>>>()?;
+        let mut builder = ClusterClientBuilder::new(nodes)
+            .use_protocol(redis::ProtocolVersion::RESP3)
+            .connection_timeout(config.connect_timeout)
+            .response_timeout(config.command_timeout)
+            // Few, short retries: a request for a dead primary's slots must not
+            // keep the client busy refreshing slots (which holds back requests
+            // for healthy nodes) long after our command timeout gave up on it.
+            .retries(CLUSTER_RETRIES)
+            .min_retry_wait(CLUSTER_MIN_RETRY_WAIT_MS)
+            .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS);
+        if let Some(tls) = &config.tls {
+            builder = builder.certs(connection::tls_certificates(tls));
+        }
+        let client = builder
+            .build()
+            .map_err(|err| StoreError::Config(format!("cluster configuration is not usable: {err}")))?;
+        Ok(Cluster {
+            link: Link::start(ClusterNodes { client }, config, logger, scripts::cluster()),
+            keys: config.keys.clone(),
+            policy: config.policy.clone(),
+        })
+    }
+
+    async fn remove_from_index(&self, index: &str, id: &str) -> StoreResult<()> {
+        self.link
+            .run(&format!("ZREM {index}"), |mut connection| async move {
+                redis::cmd("ZREM")
+                    .arg(index)
+                    .arg(id)
+                    .query_async::<i64>(&mut connection)
+                    .await
+            })
+            .await?;
+        Ok(())
+    }
+}
+
+impl Topology for Cluster {
+    type Transport = ClusterNodes;
+
+    fn link(&self) -> &Link<ClusterNodes> {
+        &self.link
+    }
+
+    fn keys(&self) -> &KeyLayout {
+        &self.keys
+    }
+
+    async fn get(&self, id: &str) -> StoreResult<Option<String>> {
         let key = self.keys.record(id);
         let ttl = self.policy.ttl_seconds;
         let found: Option<Vec<u8>> = self
@@ -71,7 +145,7 @@ impl RedisStoreCore {
         Ok(found)
     }
 
-    pub(crate) async fn cluster_set(&self, id: &str, record: PreparedRecord) -> StoreResult<()> {
+    async fn set(&self, id: &str, record: PreparedRecord) -> StoreResult<()> {
         let key = self.keys.record(id);
         let ttl = self.policy.ttl_seconds;
         let previous_owner: Option<String> = self
@@ -105,7 +179,7 @@ impl RedisStoreCore {
         }
     }
 
-    pub(crate) async fn cluster_delete(&self, id: &str) -> StoreResult<()> {
+    async fn delete(&self, id: &str) -> StoreResult<()> {
         let key = self.keys.record(id);
         let removed: Option<Vec<u8>> = self
             .link
@@ -127,22 +201,27 @@ impl RedisStoreCore {
         }
     }
 
-    async fn remove_from_index(&self, index: &str, id: &str) -> StoreResult<()> {
-        self.link
-            .run(&format!("ZREM {index}"), |mut connection| async move {
-                redis::cmd("ZREM")
-                    .arg(index)
-                    .arg(id)
-                    .query_async::<i64>(&mut connection)
-                    .await
-            })
-            .await?;
-        Ok(())
+    /// Record and index live on different nodes, so nothing re-checks both
+    /// atomically: an entry goes only if its score is unchanged, so a `set`
+    /// that raced in keeps its fresh entry.
+    fn prune(
+        &self,
+        index: String,
+        _user_id: String,
+        stale: Vec<Stale>,
+    ) -> impl Future<Output = StoreResult<()>> + Send + 'static {
+        let link = self.link.clone();
+        async move {
+            for entry in &stale {
+                remove_if_score(&link, &index, &entry.id, entry.score).await?;
+            }
+            Ok(())
+        }
     }
 }
 
 /// Removes `id` from `index` only while its score is still `score`.
-pub(crate) async fn remove_if_score(link: &Link, index: &str, id: &str, score: f64) -> StoreResult<()> {
+async fn remove_if_score(link: &Link<ClusterNodes>, index: &str, id: &str, score: f64) -> StoreResult<()> {
     link.run(&format!("ZREM {index}"), |mut connection| async move {
         scripts::REMOVE_IF_SCORE_SCRIPT
             .key(index)
@@ -153,4 +232,30 @@ pub(crate) async fn remove_if_score(link: &Link, index: &str, id: &str, score: f
     })
     .await?;
     Ok(())
+}
+
+/// The cluster's nodes, reached through one client that routes each command
+/// to the node owning its key.
+pub struct ClusterNodes {
+    client: ClusterClient,
+}
+
+impl Transport for ClusterNodes {
+    type Connection = ClusterConnection;
+    type Watch = ClusterWatch;
+
+    async fn connect(&self) -> redis::RedisResult<(ClusterConnection, ClusterWatch)> {
+        Ok((self.client.get_async_connection().await?, ClusterWatch))
+    }
+}
+
+/// A cluster connection reconnects to each node and follows failovers by
+/// itself; probing it as a whole would only get in the way, so it reports no
+/// sign of loss.
+pub struct ClusterWatch;
+
+impl LossWatch for ClusterWatch {
+    fn next_sign(&mut self, _trouble: &Notify) -> impl Future<Output = Sign> + Send {
+        std::future::pending()
+    }
 }

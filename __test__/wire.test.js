@@ -1,0 +1,81 @@
+'use strict';
+
+// What each call costs one Redis server: the commands it runs (INFO
+// commandstats, which counts the commands a script calls too) and the reads
+// the server makes from its clients (INFO stats total_reads_processed: one
+// per round trip here). The benchmark rests on these: `set` is one
+// MULTI/EXEC round trip, `get` one GET, `delete` one script, `listByUser`
+// two round trips. A change of code shape must not add a step unnoticed.
+
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+
+const { RedisStore } = require('..');
+const { startRedis } = require('./support/redis-server');
+
+let server;
+let store;
+/** The reads that measuring costs by itself (redis-cli's own commands). */
+let measuringReads = 0;
+
+before(async () => {
+  server = await startRedis();
+  // No heartbeat PING during the test: only the calls measured reach Redis.
+  store = new RedisStore({ url: server.url, allowPlaintext: true, heartbeatIntervalMs: 3_600_000, logger: null });
+  await store.ping();
+  measuringReads = (await serverStats(async () => {})).reads;
+});
+
+after(async () => {
+  await store?.close();
+  await server?.stop();
+});
+
+/** The commands run and the reads made by the server while `call` ran. */
+async function serverStats(call) {
+  await server.cli('CONFIG', 'RESETSTAT');
+  await call();
+  const info = await server.cli('INFO', 'stats', 'commandstats');
+  const commands = {};
+  for (const [, name, calls] of info.matchAll(/^cmdstat_([a-z|]+):calls=(\d+)/gm)) {
+    // CONFIG RESETSTAT itself is counted after the reset.
+    if (name !== 'config|resetstat') commands[name] = Number(calls);
+  }
+  return { commands, reads: Number(/^total_reads_processed:(\d+)/m.exec(info)?.[1]) };
+}
+
+/** The commands and round trips `call` costs the server. */
+async function costOf(call) {
+  const { commands, reads } = await serverStats(call);
+  return { commands, roundTrips: reads - measuringReads };
+}
+
+const record = (userId) => ({ userId, updatedAt: new Date().toISOString(), history: [{ role: 'user', content: 'hi' }] });
+
+describe('the cost of each call on one server', () => {
+  it('set: one MULTI/EXEC round trip', async () => {
+    assert.deepEqual(await costOf(() => store.set('w1', record('u1'))), {
+      // GETRANGE and EXISTS: the owner check inside the script, on a new record.
+      commands: { multi: 1, eval: 1, getrange: 1, exists: 1, set: 1, zadd: 1, expire: 1, exec: 1 },
+      roundTrips: 1,
+    });
+  });
+
+  it('get: one GET', async () => {
+    assert.deepEqual(await costOf(() => store.get('w1')), { commands: { get: 1 }, roundTrips: 1 });
+  });
+
+  it('listByUser: a window of the index, then one MGET', async () => {
+    assert.deepEqual(await costOf(() => store.listByUser('u1')), {
+      commands: { zrevrange: 1, mget: 1 },
+      roundTrips: 2,
+    });
+  });
+
+  it('delete: one script', async () => {
+    assert.deepEqual(await costOf(() => store.delete('w1')), {
+      commands: { evalsha: 1, getrange: 1, zrem: 1, del: 1 },
+      roundTrips: 1,
+    });
+  });
+});
