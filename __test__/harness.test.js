@@ -1,19 +1,26 @@
 'use strict';
 
-// Proves the test harness itself: throwaway redis-servers (plain, password,
-// ACL user, TLS, mutual TLS), fault injection (kill/restart, pause/resume),
-// cleanup at exit, and the ioredis reference store.
+// Proves the test harness itself (test-support/): throwaway redis-servers
+// (plain, password, ACL user, TLS, mutual TLS), fault injection
+// (kill/restart, pause/resume), cleanup at exit, and the ioredis reference store.
 
 const { describe, it, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { execFile } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const Redis = require('ioredis');
 const { z } = require('zod');
 
-const { startRedis, freePort, generateCa } = require('./support/redis-server');
-const { IoredisConversationStore } = require('./support/ioredis-store');
+const {
+  startRedis,
+  freePort,
+  generateCa,
+  IoredisConversationStore,
+  ioredisClient,
+  pollUntil,
+  conversation,
+  liveSdkObject,
+} = require('../test-support');
 
 const servers = [];
 const clients = [];
@@ -29,35 +36,11 @@ async function server(opts) {
   return s;
 }
 
-/**
- * An ioredis client that fails fast by default (no reconnects, no offline
- * queue retries). Its 'error' events are kept in `c.errors` (ioredis rejects
- * a failed connect() with a bare "Connection is closed." and reports the
- * cause only as an event).
- */
+/** A fail-fast ioredis client (errors kept in `c.errors`), disconnected after the file. */
 function client(url, options = {}) {
-  const c = new Redis(url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    connectTimeout: 2000,
-    // disconnect() otherwise keeps a 2 s timer alive for streams that never emit 'close'.
-    disconnectTimeout: 100,
-    ...options,
-  });
-  c.errors = [];
-  c.on('error', (err) => c.errors.push(err));
+  const c = ioredisClient(url, options);
   clients.push(c);
   return c;
-}
-
-/** Resolves once `predicate()` is true; fails after `ms`. */
-async function eventually(predicate, ms = 3000, what = 'condition') {
-  const deadline = Date.now() + ms;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 function processGone(pid) {
@@ -196,7 +179,7 @@ describe('redis-server harness', () => {
 
   it('kills its servers when the process dies without stopping them', async () => {
     const script = `
-      const { startRedis } = require(${JSON.stringify(path.join(__dirname, 'support', 'redis-server.js'))});
+      const { startRedis } = require(${JSON.stringify(path.join(__dirname, '..', 'test-support'))});
       startRedis().then((s) => {
         process.stdout.write(s.pid + ' ' + s.logPath + '\\n');
         throw new Error('crash on purpose');
@@ -208,7 +191,7 @@ describe('redis-server harness', () => {
     const [pidText, logPath] = stdout.trim().split(' ');
     const pid = Number(pidText);
     assert.ok(pid > 0, `child printed ${JSON.stringify(stdout)}`);
-    await eventually(() => processGone(pid), 3000, `redis pid ${pid} to die`);
+    await pollUntil(() => processGone(pid), { timeoutMs: 3000, what: `redis pid ${pid} to die` });
     assert.equal(fs.existsSync(logPath), false, 'tmpdir removed at exit');
   });
 });
@@ -227,32 +210,21 @@ describe('IoredisConversationStore (reference store)', () => {
     metadata: z.record(z.any()).optional(),
   });
 
-  function conversation(id, userId, updatedAt, extra = {}) {
-    return {
-      externalId: id,
-      sdkConversationRef: { live: true, toJSON() { throw new Error('must not be persisted'); } },
-      history: [{ role: 'user', text: `hello from ${id}` }],
-      userId,
-      tenantId: 't1',
-      createdAt: '2024-01-01T00:00:00.000Z',
-      updatedAt,
-      status: 'active',
-      ...extra,
-    };
-  }
+  /** A record as a chat server hands it over: with its live SDK object. */
+  const handedOver = (id, userId, updatedAt) => conversation(id, userId, { sdkConversationRef: liveSdkObject(), updatedAt });
 
   it('round-trips set, get, listByUser (newest first), delete and TTLs', async () => {
     const s = await server();
     const redis = client(s.url, { keyPrefix: PREFIX });
     const store = new IoredisConversationStore(redis, { ttlSeconds: TTL, schema });
 
-    await store.set('c1', conversation('c1', 'u1', '2024-01-01T10:00:00.000Z'));
-    await store.set('c2', conversation('c2', 'u1', '2024-01-01T12:00:00.000Z'));
-    await store.set('c3', conversation('c3', 'u1', '2024-01-01T11:00:00.000Z'));
-    await store.set('c4', conversation('c4', 'u2', '2024-01-02T00:00:00.000Z'));
+    await store.set('c1', handedOver('c1', 'u1', '2024-01-01T10:00:00.000Z'));
+    await store.set('c2', handedOver('c2', 'u1', '2024-01-01T12:00:00.000Z'));
+    await store.set('c3', handedOver('c3', 'u1', '2024-01-01T11:00:00.000Z'));
+    await store.set('c4', handedOver('c4', 'u2', '2024-01-02T00:00:00.000Z'));
 
     // Layout: prefixed keys, JSON without sdkConversationRef, index scored by updatedAt.
-    const { sdkConversationRef, ...persisted } = conversation('c1', 'u1', '2024-01-01T10:00:00.000Z');
+    const { sdkConversationRef, ...persisted } = handedOver('c1', 'u1', '2024-01-01T10:00:00.000Z');
     assert.ok(sdkConversationRef);
     assert.equal(await s.cli('GET', `${PREFIX}conv:c1`), JSON.stringify(persisted));
     assert.equal(
@@ -288,14 +260,14 @@ describe('IoredisConversationStore (reference store)', () => {
     const store = new IoredisConversationStore(redis, { ttlSeconds: TTL, schema });
     const plain = new IoredisConversationStore(redis, { ttlSeconds: TTL });
 
-    const { status, ...old } = conversation('old', 'u1', '2024-01-01T00:00:00.000Z');
+    const { status, ...old } = handedOver('old', 'u1', '2024-01-01T00:00:00.000Z');
     assert.equal(status, 'active');
     await store.set('old', old);
     assert.equal((await plain.get('old')).status, undefined);
     assert.equal((await store.get('old')).status, 'active');
 
     // A vanished record is skipped by listByUser but stays in the index.
-    await store.set('gone', conversation('gone', 'u1', '2024-01-03T00:00:00.000Z'));
+    await store.set('gone', handedOver('gone', 'u1', '2024-01-03T00:00:00.000Z'));
     await s.cli('DEL', `${PREFIX}conv:gone`);
     assert.deepEqual((await store.listByUser('u1')).map((c) => c.externalId), ['old']);
     assert.equal(await s.cli('ZCARD', `${PREFIX}user:u1:conversations`), '2');
