@@ -2,7 +2,8 @@
 
 // Proves the test harness itself (test-support/): throwaway redis-servers
 // (plain, password, ACL user, TLS, mutual TLS), fault injection
-// (kill/restart, pause/resume), cleanup at exit, and the ioredis reference store.
+// (kill/restart, pause/resume), cleanup at exit, the ioredis reference store,
+// and the shared helpers (polling, the RESP client, key layout, records).
 
 const { describe, it, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -18,8 +19,16 @@ const {
   IoredisConversationStore,
   ioredisClient,
   pollUntil,
+  sendCommands,
+  serverPid,
   conversation,
+  conversationKey,
+  userIndexKey,
+  parseKey,
+  indexTtlSeconds,
+  isoAtMinute,
   liveSdkObject,
+  seededRandom,
 } = require('../test-support');
 
 const servers = [];
@@ -271,5 +280,80 @@ describe('IoredisConversationStore (reference store)', () => {
     await s.cli('DEL', `${PREFIX}conv:gone`);
     assert.deepEqual((await store.listByUser('u1')).map((c) => c.externalId), ['old']);
     assert.equal(await s.cli('ZCARD', `${PREFIX}user:u1:conversations`), '2');
+  });
+});
+
+describe('shared helpers', () => {
+  it('pollUntil resolves the first truthy value, and fails after the deadline naming what it awaited', async () => {
+    let calls = 0;
+    assert.equal(await pollUntil(() => ++calls >= 3 && 'ready', { intervalMs: 1 }), 'ready');
+    assert.equal(calls, 3);
+
+    const started = Date.now();
+    await assert.rejects(
+      pollUntil(() => 0, { timeoutMs: 100, intervalMs: 10, what: () => 'the answer' }),
+      /timed out after 100 ms waiting for the answer; last: 0/,
+    );
+    assert.ok(Date.now() - started >= 100);
+  });
+
+  it('pollUntil stops at the first error, unless told to retry (an AssertionError always stops it)', async () => {
+    const boom = () => {
+      throw new Error('not yet');
+    };
+    await assert.rejects(pollUntil(boom, { timeoutMs: 1000 }), /^Error: not yet$/);
+    await assert.rejects(pollUntil(boom, { timeoutMs: 50, retryErrors: true }), /waiting for condition; last: not yet/);
+    let calls = 0;
+    const failing = () => {
+      calls += 1;
+      assert.fail('wrong');
+    };
+    await assert.rejects(pollUntil(failing, { timeoutMs: 1000, retryErrors: true }), assert.AssertionError);
+    assert.equal(calls, 1);
+  });
+
+  it('the RESP client: replies in order, error replies as values, the pid probe, refused connections', async () => {
+    const s = await server({ password: 'resp-pw' });
+    const target = { port: s.port, auth: ['resp-pw'] };
+    const [pong, wrongArity, echoed] = await sendCommands(target, [['PING'], ['INCR', 'no-such-command-key', 'x'], ['ECHO', 'héllo']]);
+    assert.equal(pong, 'PONG');
+    assert.ok(wrongArity instanceof Error && wrongArity.redisError, String(wrongArity));
+    assert.equal(echoed, 'héllo');
+    await assert.rejects(sendCommands({ port: s.port, auth: ['wrong'] }, [['PING']]), /AUTH .* failed/);
+    assert.equal(await serverPid(target, 1000), s.pid);
+    assert.equal(await serverPid({ port: s.port }, 1000), null, 'NOAUTH is not an answer');
+    await s.stop();
+    assert.equal(await serverPid(target, 1000), null, 'a refused connection is not an answer');
+  });
+
+  it('the key layout: keys with and without a prefix, read back, and no mistaken prefix', () => {
+    assert.equal(conversationKey('c1'), 'conv:c1');
+    assert.equal(userIndexKey('u:1', 'app:'), 'app:user:u:1:conversations');
+    assert.deepEqual(parseKey('app:user:u:1:conversations', 'app:'), { kind: 'index', userId: 'u:1' });
+    assert.deepEqual(parseKey('app:conv:a\nb', 'app:'), { kind: 'record', id: 'a\nb' });
+    assert.equal(parseKey('other:conv:c1', 'app:'), null);
+    assert.equal(parseKey('app:config', 'app:'), null);
+    assert.throws(() => ['c1'].map(conversationKey), TypeError);
+    assert.equal(indexTtlSeconds(600), 4200);
+  });
+
+  it('records: the builder takes overrides, the PRNG repeats itself for a seed', () => {
+    const record = conversation('c1', 'u1', { updatedAt: isoAtMinute(5), status: undefined });
+    assert.equal(record.externalId, 'c1');
+    assert.equal(record.userId, 'u1');
+    assert.equal(record.updatedAt, '2024-03-01T12:05:00.000Z');
+    assert.ok(Date.parse(record.createdAt) < Date.parse(record.updatedAt));
+    assert.ok('status' in record && record.status === undefined);
+    assert.throws(() => JSON.stringify({ ref: liveSdkObject() }), /never be serialised/);
+
+    const a = seededRandom(42);
+    const b = seededRandom(42);
+    const first = Array.from({ length: 5 }, () => a());
+    assert.deepEqual(Array.from({ length: 5 }, () => b()), first);
+    assert.notDeepEqual(Array.from({ length: 5 }, seededRandom(43)), first);
+    for (let i = 0; i < 100; i += 1) {
+      const n = a.int(7);
+      assert.ok(Number.isInteger(n) && n >= 0 && n < 7);
+    }
   });
 });
