@@ -30,7 +30,7 @@
 //   command(handle, ...args) / commands(handle, [...], [...]) — one-shot RESP, TLS/auth handled
 //   stop()
 //
-// Besides the flags of the brief, every node gets:
+// Besides the cluster flags, every node gets:
 //   --cluster-port <free port>        the bus port is chosen explicitly (the
 //                                     default, port + 10000, may be taken or > 65535)
 //   --repl-diskless-sync-delay 0      replicas sync at once instead of after 5 s
