@@ -8,10 +8,15 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const Redis = require('ioredis');
-
 const { RedisStore, MemoryStore, createConversationStore, isRedisError } = require('..');
-const { startRedis } = require('./support/redis-server');
+const {
+  startRedis,
+  ioredisClient,
+  captureLogger,
+  conversation,
+  conversationKey,
+  userIndexKey,
+} = require('../test-support');
 
 const PREFIX = 'bad:';
 
@@ -21,15 +26,14 @@ const stores = [];
 
 before(async () => {
   srv = await startRedis();
-  redis = new Redis(srv.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  redis.on('error', () => {});
+  redis = ioredisClient(srv.url);
   await redis.connect();
   // Data that is already there: the store's own records (one prefixed key
   // space and one without a prefix) and keys of some other application.
   await redis.set('other-app:config', '{"a":1}');
   await redis.hset('other-app:hash', 'field', 'value');
-  await redis.set('conv:unprefixed', JSON.stringify(conversation('unprefixed', 'u1')));
-  await redis.zadd('user:u1:conversations', 1, 'unprefixed');
+  await redis.set(conversationKey('unprefixed'), JSON.stringify(conversation('unprefixed', 'u1')));
+  await redis.zadd(userIndexKey('u1'), 1, 'unprefixed');
 });
 
 after(async () => {
@@ -37,19 +41,6 @@ after(async () => {
   if (redis) redis.disconnect();
   if (srv) await srv.stop();
 });
-
-function conversation(id, userId, updatedAt = '2024-03-01T12:00:00.000Z', extra = {}) {
-  return {
-    externalId: id,
-    history: [{ role: 'user', content: 'hi' }],
-    userId,
-    tenantId: 'tenant-1',
-    createdAt: '2024-03-01T11:00:00.000Z',
-    updatedAt,
-    status: 'active',
-    ...extra,
-  };
-}
 
 function open(store) {
   stores.push(store);
@@ -78,14 +69,14 @@ async function snapshot() {
 
 /** The records present before each case (for MemoryStore: checked through its API). */
 const SEEDED = [
-  conversation('existing', 'u1', '2024-03-01T12:00:00.000Z'),
-  conversation('other', 'u2', '2024-03-01T13:00:00.000Z'),
+  conversation('existing', 'u1'),
+  conversation('other', 'u2', { updatedAt: '2024-03-01T13:00:00.000Z' }),
 ];
 
 const circular = conversation('c', 'u1');
 circular.history.push({ role: 'user', parent: circular });
 
-const big = conversation('c', 'u1', undefined, { history: [{ role: 'user', content: 'x'.repeat(2048) }] });
+const big = conversation('c', 'u1', { history: [{ role: 'user', content: 'x'.repeat(2048) }] });
 
 /**
  * Each case: what it does (a function of the store), the `code` expected,
@@ -120,10 +111,10 @@ const CASES = [
   ['set with a null userId', (s) => s.set('existing', conversation('existing', null)), 'STORE_INVALID_USER_ID', /userId must be a string/],
   ['set with an object userId', (s) => s.set('existing', conversation('existing', { id: 'u1' })), 'STORE_INVALID_USER_ID', /userId must be a string/],
   // updatedAt
-  ["set with updatedAt 'soon'", (s) => s.set('existing', conversation('existing', 'u1', 'soon')), 'STORE_INVALID_UPDATED_AT', /updatedAt.*soon/],
-  ["set with updatedAt '2024-13-01'", (s) => s.set('existing', conversation('existing', 'u1', '2024-13-01')), 'STORE_INVALID_UPDATED_AT', /updatedAt.*2024-13-01/],
-  ['set with a number updatedAt', (s) => s.set('existing', conversation('existing', 'u1', 1709294400000)), 'STORE_INVALID_UPDATED_AT', /updatedAt/],
-  ['set to a new id with a bad updatedAt', (s) => s.set('brand-new', conversation('brand-new', 'u3', 'not a date')), 'STORE_INVALID_UPDATED_AT', /updatedAt/],
+  ["set with updatedAt 'soon'", (s) => s.set('existing', conversation('existing', 'u1', { updatedAt: 'soon' })), 'STORE_INVALID_UPDATED_AT', /updatedAt.*soon/],
+  ["set with updatedAt '2024-13-01'", (s) => s.set('existing', conversation('existing', 'u1', { updatedAt: '2024-13-01' })), 'STORE_INVALID_UPDATED_AT', /updatedAt.*2024-13-01/],
+  ['set with a number updatedAt', (s) => s.set('existing', conversation('existing', 'u1', { updatedAt: 1709294400000 })), 'STORE_INVALID_UPDATED_AT', /updatedAt/],
+  ['set to a new id with a bad updatedAt', (s) => s.set('brand-new', conversation('brand-new', 'u3', { updatedAt: 'not a date' })), 'STORE_INVALID_UPDATED_AT', /updatedAt/],
   // the record itself
   ['set with a null record', (s) => s.set('existing', null), 'STORE_INVALID_RECORD', /object/],
   ['set with an undefined record', (s) => s.set('existing', undefined), 'STORE_INVALID_RECORD', /object/],
@@ -131,7 +122,7 @@ const CASES = [
   ['set with an array record', (s) => s.set('existing', [conversation('existing', 'u1')]), 'STORE_INVALID_RECORD', /object/],
   ['set with a number record', (s) => s.set('existing', 42), 'STORE_INVALID_RECORD', /object/],
   ['set with a circular record', (s) => s.set('existing', circular), 'STORE_INVALID_RECORD', /circular/i],
-  ['set with a BigInt field', (s) => s.set('existing', conversation('existing', 'u1', undefined, { tokens: 10n })), 'STORE_INVALID_RECORD', /BigInt/],
+  ['set with a BigInt field', (s) => s.set('existing', conversation('existing', 'u1', { tokens: 10n })), 'STORE_INVALID_RECORD', /BigInt/],
   ['set with an oversized record (maxRecordBytes 1024)', (s, small) => small.set('existing', big), 'STORE_RECORD_TOO_LARGE', /maxRecordBytes|1024/],
   ['set of a new id with an oversized record (maxRecordBytes 1024)', (s, small) => small.set('huge', big), 'STORE_RECORD_TOO_LARGE', /\b1024\b/],
   // listByUser arguments
@@ -208,7 +199,7 @@ describe('bad input', () => {
 
       it('maxRecordBytes bounds the stored JSON (excluded fields do not count)', async () => {
         const sized = (bytes) => {
-          const record = conversation('fits', 'u9', undefined, { sdkConversationRef: { big: 'y'.repeat(4096) }, pad: '' });
+          const record = conversation('fits', 'u9', { sdkConversationRef: { big: 'y'.repeat(4096) }, pad: '' });
           const { sdkConversationRef, ...persisted } = record;
           assert.ok(sdkConversationRef);
           record.pad = 'z'.repeat(bytes - Buffer.byteLength(JSON.stringify(persisted)));
@@ -271,19 +262,17 @@ describe('bad configuration is refused at construction', () => {
   ];
   for (const [env, pattern] of badEnvs) {
     it(`createConversationStore(${JSON.stringify(env)}) throws naming the variable`, () => {
-      const lines = [];
-      const logger = { info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m) };
+      const { logger } = captureLogger();
       assert.throws(() => createConversationStore(env, { logger }), checkConfigError(pattern));
     });
   }
 
   it('createConversationStore({}) returns a MemoryStore and logs a [STORE] line', async () => {
-    const lines = [];
-    const logger = { info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m) };
+    const { lines, logger } = captureLogger();
     const store = createConversationStore({}, { logger });
     try {
       assert.ok(store instanceof MemoryStore);
-      assert.ok(lines.some((line) => String(line).includes('[STORE]')), JSON.stringify(lines));
+      assert.ok(lines.some(({ line }) => line.includes('[STORE]')), JSON.stringify(lines));
       await store.set('c1', conversation('c1', 'u1'));
       assert.equal((await store.get('c1')).userId, 'u1');
     } finally {
@@ -292,21 +281,20 @@ describe('bad configuration is refused at construction', () => {
   });
 
   it('createConversationStore with REDIS_URL returns a RedisStore with the REDIS_* settings', async () => {
-    const lines = [];
-    const logger = { info: (m) => lines.push(m), warn: (m) => lines.push(m), error: (m) => lines.push(m) };
+    const { lines, logger } = captureLogger();
     const store = createConversationStore(
       { REDIS_URL: srv.url, REDIS_ALLOW_PLAINTEXT: 'true', REDIS_TTL: '120', REDIS_KEY_PREFIX: 'env:' },
       { logger },
     );
     try {
       assert.ok(store instanceof RedisStore);
-      assert.ok(lines.some((line) => String(line).includes('[STORE]')), JSON.stringify(lines));
+      assert.ok(lines.some(({ line }) => line.includes('[STORE]')), JSON.stringify(lines));
       await store.set('c1', conversation('c1', 'u1'));
-      const ttl = Number(await srv.cli('TTL', 'env:conv:c1'));
+      const ttl = Number(await srv.cli('TTL', conversationKey('c1', 'env:')));
       assert.ok(ttl > 115 && ttl <= 120, `TTL ${ttl}`);
     } finally {
       await store.close();
-      await redis.del('env:conv:c1', 'env:user:u1:conversations');
+      await redis.del(conversationKey('c1', 'env:'), userIndexKey('u1', 'env:'));
     }
   });
 });

@@ -1,6 +1,6 @@
 'use strict';
 
-// Proves the Redis Cluster test harness (support/redis-cluster.js): a plain
+// Proves the Redis Cluster test harness (test-support/redis-cluster.js): a plain
 // cluster forms with 3 primaries that each serve slots, keys spread over all
 // of them, a killed primary is replaced by its replica (and the key survives),
 // the killed node rejoins after restart(), and TLS and password clusters form
@@ -12,7 +12,7 @@ const tlsModule = require('node:tls');
 const { execFile } = require('node:child_process');
 const { Cluster } = require('ioredis');
 
-const { startCluster } = require('./support/redis-cluster');
+const { startCluster } = require('../test-support');
 
 const TOTAL_SLOTS = 16384;
 

@@ -6,28 +6,12 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 
-const { startCluster } = require('./support/redis-cluster');
+const { startCluster, conversation, conversationKey, userIndexKey, pollUntil } = require('../test-support');
 const { RedisStore, isRedisError } = require('..');
 
 const TIMEOUT_MS = 1000;
 const SLACK_MS = 1000;
 
-const conversation = (userId, extra = {}) => ({
-  externalId: extra.id ?? 'c',
-  userId,
-  updatedAt: new Date().toISOString(),
-  history: [{ role: 'user', content: 'hello' }],
-  ...extra,
-});
-
-async function pollUntil(check, { timeoutMs = 15_000, intervalMs = 25, what = 'condition' } = {}) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
 
 describe('RedisStore on a cluster', () => {
   let cluster;
@@ -54,12 +38,12 @@ describe('RedisStore on a cluster', () => {
 
   it('spreads records and indexes over every primary, in the ioredis layout', async () => {
     for (let i = 0; i < 60; i += 1) {
-      await store.set(`spread-${i}`, conversation(`spread-user-${i % 6}`, { id: `spread-${i}` }));
+      await store.set(`spread-${i}`, conversation(`spread-${i}`, `spread-user-${i % 6}`));
     }
-    const perPrimary = await cluster.keysPerPrimary('conv:spread-*');
+    const perPrimary = await cluster.keysPerPrimary(conversationKey('spread-*'));
     assert.equal(perPrimary.size, 3);
     for (const [port, count] of perPrimary) assert.ok(count > 0, `primary ${port} holds no record`);
-    const indexes = await cluster.keysPerPrimary('user:spread-user-*:conversations');
+    const indexes = await cluster.keysPerPrimary(userIndexKey('spread-user-*'));
     assert.equal([...indexes.values()].reduce((a, b) => a + b, 0), 6);
     const listed = await store.listByUser('spread-user-1');
     assert.equal(listed.length, 10);
@@ -69,7 +53,7 @@ describe('RedisStore on a cluster', () => {
   it('keeps order, paging, fields, the userId move, delete and pruning across slots', async () => {
     const base = Date.parse('2024-01-01T00:00:00Z');
     for (let i = 0; i < 12; i += 1) {
-      await store.set(`order-${i}`, conversation('order-a', { id: `order-${i}`, updatedAt: new Date(base + i * 1000).toISOString() }));
+      await store.set(`order-${i}`, conversation(`order-${i}`, 'order-a', { updatedAt: new Date(base + i * 1000).toISOString() }));
     }
     const newestFirst = (await store.listByUser('order-a')).map((r) => r.externalId);
     assert.deepEqual(newestFirst, Array.from({ length: 12 }, (_, i) => `order-${11 - i}`));
@@ -78,11 +62,11 @@ describe('RedisStore on a cluster', () => {
     const light = await store.listByUser('order-a', { limit: 1, fields: ['externalId', 'updatedAt'] });
     assert.deepEqual(Object.keys(light[0]).sort(), ['externalId', 'updatedAt']);
 
-    await store.set('order-5', conversation('order-b', { id: 'order-5' }));
+    await store.set('order-5', conversation('order-5', 'order-b'));
     assert.ok(!(await store.listByUser('order-a')).some((r) => r.externalId === 'order-5'));
     assert.deepEqual((await store.listByUser('order-b')).map((r) => r.externalId), ['order-5']);
-    const [aIndex] = await Promise.all([cluster.nodeForKey('user:order-a:conversations')]);
-    assert.equal(await aIndex.cli('ZSCORE', 'user:order-a:conversations', 'order-5'), '', 'moved id left the old index');
+    const [aIndex] = await Promise.all([cluster.nodeForKey(userIndexKey('order-a'))]);
+    assert.equal(await aIndex.cli('ZSCORE', userIndexKey('order-a'), 'order-5'), '', 'moved id left the old index');
 
     await store.delete('order-6');
     await store.delete('order-6');
@@ -90,16 +74,16 @@ describe('RedisStore on a cluster', () => {
     assert.ok(!(await store.listByUser('order-a')).some((r) => r.externalId === 'order-6'));
 
     // A record that vanished (expiry) is pruned from the index by the next listing.
-    const recordNode = await cluster.nodeForKey('conv:order-7');
-    await recordNode.cli('DEL', 'conv:order-7');
+    const recordNode = await cluster.nodeForKey(conversationKey('order-7'));
+    await recordNode.cli('DEL', conversationKey('order-7'));
     assert.ok(!(await store.listByUser('order-a')).some((r) => r.externalId === 'order-7'));
-    assert.equal(await aIndex.cli('ZSCORE', 'user:order-a:conversations', 'order-7'), '');
+    assert.equal(await aIndex.cli('ZSCORE', userIndexKey('order-a'), 'order-7'), '');
   });
 
   it('sets both TTLs', async () => {
-    await store.set('ttl-1', conversation('ttl-user', { id: 'ttl-1' }));
-    const recordTtl = Number(await (await cluster.nodeForKey('conv:ttl-1')).cli('TTL', 'conv:ttl-1'));
-    const indexKey = 'user:ttl-user:conversations';
+    await store.set('ttl-1', conversation('ttl-1', 'ttl-user'));
+    const recordTtl = Number(await (await cluster.nodeForKey(conversationKey('ttl-1'))).cli('TTL', conversationKey('ttl-1')));
+    const indexKey = userIndexKey('ttl-user');
     const indexTtl = Number(await (await cluster.nodeForKey(indexKey)).cli('TTL', indexKey));
     assert.ok(recordTtl > 86_390 && recordTtl <= 86_400, `record TTL ${recordTtl}`);
     assert.ok(indexTtl > 89_990 && indexTtl <= 90_000, `index TTL ${indexTtl}`);
@@ -107,14 +91,14 @@ describe('RedisStore on a cluster', () => {
 
   it('survives the failover of the primary that owns a user index', async () => {
     const user = 'failover-user';
-    const indexKey = `user:${user}:conversations`;
+    const indexKey = userIndexKey(user);
     const indexNode = await cluster.nodeForKey(indexKey);
     // Keys that live elsewhere must be served without a hiccup meanwhile.
     const bystanders = [];
     for (let i = 0; bystanders.length < 5; i += 1) {
-      if ((await cluster.nodeForKey(`conv:bystander-${i}`)).port !== indexNode.port) bystanders.push(`bystander-${i}`);
+      if ((await cluster.nodeForKey(conversationKey(`bystander-${i}`))).port !== indexNode.port) bystanders.push(`bystander-${i}`);
     }
-    for (const id of bystanders) await store.set(id, conversation('bystander-user', { id }));
+    for (const id of bystanders) await store.set(id, conversation(id, 'bystander-user'));
 
     let clock = 0;
     const acknowledged = new Map(); // id → clock when the last acknowledged set was issued
@@ -131,7 +115,7 @@ describe('RedisStore on a cluster', () => {
         const issuedAt = ++clock;
         const started = Date.now();
         try {
-          await store.set(id, conversation(user, { id, version: v }));
+          await store.set(id, conversation(id, user, { version: v }));
           if ((acknowledged.get(id) ?? 0) < issuedAt) acknowledged.set(id, issuedAt);
           lastSuccessAt = Date.now();
         } catch (err) {
@@ -155,12 +139,12 @@ describe('RedisStore on a cluster', () => {
       }
     };
     const workers = [...Array.from({ length: 8 }, writer), bystander()];
-    await pollUntil(() => acknowledged.size >= 20, { what: 'a warm workload' });
+    await pollUntil(() => acknowledged.size >= 20, { timeoutMs: 15_000, what: 'a warm workload' });
 
     const { killed } = await cluster.killPrimaryOf(indexKey);
     const killedAt = Date.now();
     await cluster.waitForFailover(killed);
-    await pollUntil(() => lastSuccessAt > Date.now() - 100 && lastSuccessAt > killedAt, { what: 'writes to succeed again' });
+    await pollUntil(() => lastSuccessAt > Date.now() - 100 && lastSuccessAt > killedAt, { timeoutMs: 15_000, what: 'writes to succeed again' });
     const recoveryMs = lastSuccessAt - killedAt;
     await new Promise((resolve) => setTimeout(resolve, 300));
     running = false;
@@ -195,10 +179,10 @@ describe('RedisStore on a TLS cluster', () => {
   it('connects with the CA and serves the contract', async () => {
     const store = new RedisStore({ url: cluster.seedUrl, cluster: true, tls: { ca: cluster.tls.ca }, logger: null });
     try {
-      for (let i = 0; i < 9; i += 1) await store.set(`tls-${i}`, conversation('tls-user', { id: `tls-${i}` }));
+      for (let i = 0; i < 9; i += 1) await store.set(`tls-${i}`, conversation(`tls-${i}`, 'tls-user'));
       assert.equal((await store.get('tls-4')).externalId, 'tls-4');
       assert.equal((await store.listByUser('tls-user')).length, 9);
-      const perPrimary = await cluster.keysPerPrimary('conv:tls-*');
+      const perPrimary = await cluster.keysPerPrimary(conversationKey('tls-*'));
       for (const [port, count] of perPrimary) assert.ok(count > 0, `primary ${port} holds no record`);
     } finally {
       await store.close();

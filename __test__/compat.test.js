@@ -8,12 +8,18 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const Redis = require('ioredis');
 const { z } = require('zod');
 
 const { RedisStore } = require('..');
-const { startRedis } = require('./support/redis-server');
-const { IoredisConversationStore } = require('./support/ioredis-store');
+const {
+  startRedis,
+  IoredisConversationStore,
+  ioredisClient,
+  conversation,
+  conversationKey,
+  userIndexKey,
+  liveSdkObject,
+} = require('../test-support');
 
 const TTL = 600;
 const INDEX_TTL = TTL + 3600;
@@ -32,15 +38,8 @@ after(async () => {
   if (srv) await srv.stop();
 });
 
-function ioredisClient(keyPrefix) {
-  const c = new Redis(srv.url, {
-    keyPrefix,
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    disconnectTimeout: 100,
-  });
-  c.on('error', () => {});
+function prefixedClient(keyPrefix) {
+  const c = ioredisClient(srv.url, { keyPrefix });
   clients.push(c);
   return c;
 }
@@ -59,22 +58,18 @@ const schema = z
   .passthrough();
 
 /** A record with the awkward bits: unicode, escapes, nested data, an SDK object. */
-function conversation(id, userId, updatedAt, extra = {}) {
-  return {
-    externalId: id,
-    sdkConversationRef: { live: true, toJSON() { throw new Error('must not be persisted'); } },
+function awkward(id, userId, updatedAt, extra = {}) {
+  return conversation(id, userId, {
+    sdkConversationRef: liveSdkObject(),
     history: [
       { role: 'user', content: `hello from ${id}: "quoted" \\ back\nslash ✓ é \u2028 😀`, at: 1.5e-7 },
       { role: 'assistant', content: '', tokens: 12345678901234, flags: [true, false, null] },
     ],
-    userId,
-    tenantId: 'tenant-1',
     createdAt: '2024-01-01T00:00:00.000Z',
     updatedAt,
-    status: 'active',
     metadata: { sdkConversationRef: 'nested, kept', unicodeKey_ñ: { a: [] } },
     ...extra,
-  };
+  });
 }
 
 const persisted = (record) => {
@@ -89,11 +84,11 @@ for (const prefix of ['', 'app:']) {
   describe(`compatibility with the ioredis store (keyPrefix ${JSON.stringify(prefix)})`, () => {
     let io;
     let ours;
-    const key = (name) => `${prefix}${name}`;
-    const index = (userId) => key(`user:${userId}:conversations`);
+    const recordKey = (id) => conversationKey(id, prefix);
+    const indexKey = (userId) => userIndexKey(userId, prefix);
 
     before(() => {
-      io = new IoredisConversationStore(ioredisClient(prefix || undefined), { ttlSeconds: TTL, schema });
+      io = new IoredisConversationStore(prefixedClient(prefix || undefined), { ttlSeconds: TTL, schema });
       ours = new RedisStore({
         url: srv.url,
         allowPlaintext: true,
@@ -107,14 +102,14 @@ for (const prefix of ['', 'app:']) {
 
     it('RedisStore reads what the ioredis store wrote (get, listByUser order)', async () => {
       const written = [
-        conversation('io-a', 'io-u1', '2024-01-01T10:00:00.000Z'),
-        conversation('io-b', 'io-u1', '2024-01-01T12:00:00.000Z'),
-        conversation('io-c', 'io-u1', '2024-01-01T11:00:00.000Z'),
-        conversation('io-d', 'io-u1', '2024-01-01T12:00:00+05:30'),
-        conversation('io-e', 'io-u2', '2024-01-02T00:00:00.000Z'),
+        awkward('io-a', 'io-u1', '2024-01-01T10:00:00.000Z'),
+        awkward('io-b', 'io-u1', '2024-01-01T12:00:00.000Z'),
+        awkward('io-c', 'io-u1', '2024-01-01T11:00:00.000Z'),
+        awkward('io-d', 'io-u1', '2024-01-01T12:00:00+05:30'),
+        awkward('io-e', 'io-u2', '2024-01-02T00:00:00.000Z'),
       ];
       for (const record of written) await io.set(record.externalId, record);
-      assert.equal(await srv.cli('EXISTS', key('conv:io-a')), '1');
+      assert.equal(await srv.cli('EXISTS', recordKey('io-a')), '1');
 
       for (const record of written) {
         assert.deepEqual(await ours.get(record.externalId), persisted(record));
@@ -126,7 +121,7 @@ for (const prefix of ['', 'app:']) {
       assert.deepEqual(ids(await ours.listByUser('io-u2')), ['io-e']);
 
       // An older record (no status) gets the schema default from either store.
-      const { status, ...old } = conversation('io-old', 'io-u3', '2024-01-01T00:00:00.000Z');
+      const { status, ...old } = awkward('io-old', 'io-u3', '2024-01-01T00:00:00.000Z');
       assert.ok(status);
       await io.set('io-old', old);
       assert.equal((await ours.get('io-old')).status, 'active');
@@ -135,10 +130,10 @@ for (const prefix of ['', 'app:']) {
 
     it('the ioredis store reads what RedisStore wrote (get, listByUser order)', async () => {
       const written = [
-        conversation('rs-a', 'rs-u1', '2024-01-01T10:00:00.000Z'),
-        conversation('rs-b', 'rs-u1', '2024-01-01T12:00:00.000Z'),
-        conversation('rs-c', 'rs-u1', '2024-01-01T11:00:00.000Z'),
-        conversation('rs-d', 'rs-u2', '2024-01-02T00:00:00.000Z'),
+        awkward('rs-a', 'rs-u1', '2024-01-01T10:00:00.000Z'),
+        awkward('rs-b', 'rs-u1', '2024-01-01T12:00:00.000Z'),
+        awkward('rs-c', 'rs-u1', '2024-01-01T11:00:00.000Z'),
+        awkward('rs-d', 'rs-u2', '2024-01-02T00:00:00.000Z'),
       ];
       for (const record of written) await ours.set(record.externalId, record);
       for (const record of written) {
@@ -159,29 +154,29 @@ for (const prefix of ['', 'app:']) {
         '2024-01-01T24:00:00Z',
       ];
       for (const [n, updatedAt] of updatedAts.entries()) {
-        const record = conversation('same', `same-u${n}`, updatedAt);
+        const record = awkward('same', `same-u${n}`, updatedAt);
         await io.set(`same-io-${n}`, record);
-        const ioIndexTtl = Number(await srv.cli('TTL', index(`same-u${n}`)));
+        const ioIndexTtl = Number(await srv.cli('TTL', indexKey(`same-u${n}`)));
         // Lower the index TTL, so that RedisStore's refresh of it shows.
-        await srv.cli('EXPIRE', index(`same-u${n}`), '100');
+        await srv.cli('EXPIRE', indexKey(`same-u${n}`), '100');
         await ours.set(`same-rs-${n}`, record);
 
-        const fromIo = await srv.cli('GET', key(`conv:same-io-${n}`));
-        const fromOurs = await srv.cli('GET', key(`conv:same-rs-${n}`));
+        const fromIo = await srv.cli('GET', recordKey(`same-io-${n}`));
+        const fromOurs = await srv.cli('GET', recordKey(`same-rs-${n}`));
         assert.ok(fromIo.length > 100);
         assert.equal(fromOurs, fromIo, `stored bytes for updatedAt ${updatedAt}`);
         assert.equal(fromOurs, JSON.stringify(persisted(record)));
 
-        const ioScore = await srv.cli('ZSCORE', index(`same-u${n}`), `same-io-${n}`);
-        const ourScore = await srv.cli('ZSCORE', index(`same-u${n}`), `same-rs-${n}`);
+        const ioScore = await srv.cli('ZSCORE', indexKey(`same-u${n}`), `same-io-${n}`);
+        const ourScore = await srv.cli('ZSCORE', indexKey(`same-u${n}`), `same-rs-${n}`);
         assert.equal(ourScore, ioScore, `score for updatedAt ${updatedAt}`);
         assert.equal(Number(ourScore), Date.parse(updatedAt));
 
-        const ioTtl = Number(await srv.cli('TTL', key(`conv:same-io-${n}`)));
-        const ourTtl = Number(await srv.cli('TTL', key(`conv:same-rs-${n}`)));
+        const ioTtl = Number(await srv.cli('TTL', recordKey(`same-io-${n}`)));
+        const ourTtl = Number(await srv.cli('TTL', recordKey(`same-rs-${n}`)));
         assert.ok(Math.abs(ioTtl - ourTtl) <= 1, `record TTLs ${ioTtl} vs ${ourTtl}`);
         assert.ok(ourTtl >= TTL - 2 && ourTtl <= TTL, `record TTL ${ourTtl}`);
-        const ourIndexTtl = Number(await srv.cli('TTL', index(`same-u${n}`)));
+        const ourIndexTtl = Number(await srv.cli('TTL', indexKey(`same-u${n}`)));
         assert.ok(Math.abs(ioIndexTtl - ourIndexTtl) <= 1, `index TTLs ${ioIndexTtl} vs ${ourIndexTtl}`);
         assert.ok(ourIndexTtl >= INDEX_TTL - 2 && ourIndexTtl <= INDEX_TTL, `index TTL ${ourIndexTtl}`);
       }
@@ -191,67 +186,67 @@ for (const prefix of ['', 'app:']) {
 
     it('a record without sdkConversationRef, and one with only some fields, are identical too', async () => {
       const minimal = { userId: 'min-u', updatedAt: '2024-05-05T05:05:05.005Z' };
-      const plain = persisted(conversation('plain', 'min-u', '2024-05-05T05:05:05.006Z'));
+      const plain = persisted(awkward('plain', 'min-u', '2024-05-05T05:05:05.006Z'));
       for (const [name, record] of [['minimal', minimal], ['plain', plain]]) {
         await io.set(`${name}-io`, record);
         await ours.set(`${name}-rs`, record);
-        assert.equal(await srv.cli('GET', key(`conv:${name}-rs`)), await srv.cli('GET', key(`conv:${name}-io`)));
+        assert.equal(await srv.cli('GET', recordKey(`${name}-rs`)), await srv.cli('GET', recordKey(`${name}-io`)));
         assert.equal(
-          await srv.cli('ZSCORE', index('min-u'), `${name}-rs`),
-          await srv.cli('ZSCORE', index('min-u'), `${name}-io`),
+          await srv.cli('ZSCORE', indexKey('min-u'), `${name}-rs`),
+          await srv.cli('ZSCORE', indexKey('min-u'), `${name}-io`),
         );
       }
     });
 
     it('each store deletes what the other wrote, index entry included', async () => {
-      await io.set('del-io', conversation('del-io', 'del-u', '2024-01-01T00:00:00.000Z'));
-      await ours.set('del-rs', conversation('del-rs', 'del-u', '2024-01-01T01:00:00.000Z'));
+      await io.set('del-io', awkward('del-io', 'del-u', '2024-01-01T00:00:00.000Z'));
+      await ours.set('del-rs', awkward('del-rs', 'del-u', '2024-01-01T01:00:00.000Z'));
       await ours.delete('del-io');
       await io.delete('del-rs');
       for (const id of ['del-io', 'del-rs']) {
-        assert.equal(await srv.cli('EXISTS', key(`conv:${id}`)), '0');
-        assert.equal(await srv.cli('ZSCORE', index('del-u'), id), '');
+        assert.equal(await srv.cli('EXISTS', recordKey(id)), '0');
+        assert.equal(await srv.cli('ZSCORE', indexKey('del-u'), id), '');
         assert.equal(await ours.get(id), undefined);
         assert.equal(await io.get(id), undefined);
       }
     });
 
     it('a record the ioredis store moved to another user is not listed for the old user, and the stale entry is pruned', async () => {
-      await io.set('moved', conversation('moved', 'old-u', '2024-01-01T10:00:00.000Z'));
-      await io.set('stays', conversation('stays', 'old-u', '2024-01-01T09:00:00.000Z'));
-      await io.set('moved', conversation('moved', 'new-u', '2024-01-01T11:00:00.000Z'));
+      await io.set('moved', awkward('moved', 'old-u', '2024-01-01T10:00:00.000Z'));
+      await io.set('stays', awkward('stays', 'old-u', '2024-01-01T09:00:00.000Z'));
+      await io.set('moved', awkward('moved', 'new-u', '2024-01-01T11:00:00.000Z'));
       // The ioredis store leaves the id in the old user's index (and lists it there).
-      assert.ok(await srv.cli('ZSCORE', index('old-u'), 'moved'));
+      assert.ok(await srv.cli('ZSCORE', indexKey('old-u'), 'moved'));
       assert.deepEqual(ids(await io.listByUser('old-u')), ['moved', 'stays']);
 
       assert.deepEqual(ids(await ours.listByUser('old-u')), ['stays']);
-      assert.equal(await srv.cli('ZSCORE', index('old-u'), 'moved'), '', 'stale entry pruned');
+      assert.equal(await srv.cli('ZSCORE', indexKey('old-u'), 'moved'), '', 'stale entry pruned');
       assert.deepEqual(ids(await ours.listByUser('new-u')), ['moved']);
       assert.deepEqual(ids(await io.listByUser('old-u')), ['stays']);
     });
 
     it('an ioredis-moved record does not shorten the old user page (listByUser limit)', async () => {
-      await io.set('lim-moved', conversation('lim-moved', 'lim-old', '2024-01-01T10:00:00.000Z'));
-      await io.set('lim-stays', conversation('lim-stays', 'lim-old', '2024-01-01T09:00:00.000Z'));
-      await io.set('lim-moved', conversation('lim-moved', 'lim-new', '2024-01-01T11:00:00.000Z'));
+      await io.set('lim-moved', awkward('lim-moved', 'lim-old', '2024-01-01T10:00:00.000Z'));
+      await io.set('lim-stays', awkward('lim-stays', 'lim-old', '2024-01-01T09:00:00.000Z'));
+      await io.set('lim-moved', awkward('lim-moved', 'lim-new', '2024-01-01T11:00:00.000Z'));
       assert.deepEqual(ids(await ours.listByUser('lim-old', { limit: 1 })), ['lim-stays']);
     });
 
     it('moving a record back to a user whose index holds a stale ioredis entry removes it from the previous owner', async () => {
-      await io.set('back', conversation('back', 'back-a', '2024-01-01T10:00:00.000Z'));
-      await io.set('back', conversation('back', 'back-b', '2024-01-01T11:00:00.000Z')); // stale in back-a
-      await ours.set('back', conversation('back', 'back-a', '2024-01-01T12:00:00.000Z')); // b -> a
-      assert.equal(await srv.cli('ZSCORE', index('back-b'), 'back'), '', 'left the index of back-b');
+      await io.set('back', awkward('back', 'back-a', '2024-01-01T10:00:00.000Z'));
+      await io.set('back', awkward('back', 'back-b', '2024-01-01T11:00:00.000Z')); // stale in back-a
+      await ours.set('back', awkward('back', 'back-a', '2024-01-01T12:00:00.000Z')); // b -> a
+      assert.equal(await srv.cli('ZSCORE', indexKey('back-b'), 'back'), '', 'left the index of back-b');
       assert.deepEqual(await ours.listByUser('back-b'), []);
       assert.deepEqual(ids(await ours.listByUser('back-a')), ['back']);
     });
 
     it('records expired under the ioredis store are skipped and pruned by RedisStore', async () => {
-      await io.set('exp-gone', conversation('exp-gone', 'exp-u', '2024-01-01T10:00:00.000Z'));
-      await io.set('exp-live', conversation('exp-live', 'exp-u', '2024-01-01T09:00:00.000Z'));
-      await srv.cli('DEL', key('conv:exp-gone')); // as if it had expired
+      await io.set('exp-gone', awkward('exp-gone', 'exp-u', '2024-01-01T10:00:00.000Z'));
+      await io.set('exp-live', awkward('exp-live', 'exp-u', '2024-01-01T09:00:00.000Z'));
+      await srv.cli('DEL', recordKey('exp-gone')); // as if it had expired
       assert.deepEqual(ids(await ours.listByUser('exp-u', { limit: 1 })), ['exp-live']);
-      assert.equal(await srv.cli('ZCARD', index('exp-u')), '1');
+      assert.equal(await srv.cli('ZCARD', indexKey('exp-u')), '1');
     });
   });
 }
@@ -261,7 +256,7 @@ describe('key prefixes keep the two deployments apart', () => {
     const a = new RedisStore({ url: srv.url, allowPlaintext: true, keyPrefix: 'iso-a:', logger: null });
     const none = new RedisStore({ url: srv.url, allowPlaintext: true, logger: null });
     stores.push(a, none);
-    await a.set('iso', conversation('iso', 'iso-u', '2024-01-01T00:00:00.000Z'));
+    await a.set('iso', awkward('iso', 'iso-u', '2024-01-01T00:00:00.000Z'));
     assert.equal(await none.get('iso'), undefined);
     assert.deepEqual(await none.listByUser('iso-u'), []);
     assert.equal(await srv.cli('EXISTS', 'iso-a:conv:iso', 'iso-a:user:iso-u:conversations'), '2');

@@ -11,8 +11,17 @@ const assert = require('node:assert/strict');
 const { z } = require('zod');
 
 const { RedisStore, MemoryStore } = require('..');
-const { startRedis } = require('./support/redis-server');
-const { startCluster } = require('./support/redis-cluster');
+const {
+  startRedis,
+  startCluster,
+  conversation,
+  conversationKey,
+  userIndexKey,
+  isoAtMinute: iso,
+  liveSdkObject,
+  captureLogger,
+  pollUntil,
+} = require('../test-support');
 
 let srv;
 let cluster;
@@ -33,23 +42,6 @@ afterEach(async () => {
 after(async () => {
   await Promise.all([srv?.stop(), cluster?.stop()]);
 });
-
-/** A logger that keeps its lines, to check `[STORE]` warnings. */
-function capturingLogger() {
-  const lines = { info: [], warn: [], error: [] };
-  return {
-    lines,
-    info(message) {
-      lines.info.push(String(message));
-    },
-    warn(message) {
-      lines.warn.push(String(message));
-    },
-    error(message) {
-      lines.error.push(String(message));
-    },
-  };
-}
 
 /**
  * Each factory returns a context for one test:
@@ -78,8 +70,8 @@ function redisFactory(target) {
         prefix: keyPrefix,
         key: (name) => `${keyPrefix}${name}`,
         cli,
-        index: (userId) => `${keyPrefix}user:${userId}:conversations`,
-        record: (id) => `${keyPrefix}conv:${id}`,
+        index: (userId) => userIndexKey(userId, keyPrefix),
+        record: (id) => conversationKey(id, keyPrefix),
       },
     };
   };
@@ -98,33 +90,6 @@ const FACTORIES = [
   ['RedisStore on a cluster', redisFactory('cluster')],
 ];
 
-const BASE_TIME = Date.parse('2024-03-01T12:00:00.000Z');
-const iso = (minutes) => new Date(BASE_TIME + minutes * 60_000).toISOString();
-
-/** A StoredConversation-like record. */
-function conversation(id, userId, minutes = 0, extra = {}) {
-  return {
-    externalId: id,
-    history: [{ role: 'user', content: `hello from ${id}` }],
-    userId,
-    tenantId: 'tenant-1',
-    createdAt: iso(-60),
-    updatedAt: iso(minutes),
-    status: 'active',
-    ...extra,
-  };
-}
-
-/** A live SDK object: must never reach JSON.stringify. */
-function liveSdkObject() {
-  const ref = { connected: true };
-  ref.self = ref; // circular, like a real client
-  ref.toJSON = () => {
-    throw new Error('sdkConversationRef must never be serialised');
-  };
-  return ref;
-}
-
 /** The chat server's StoredConversationSchema, with defaults for older records. */
 const StoredConversationSchema = z
   .object({
@@ -140,16 +105,6 @@ const StoredConversationSchema = z
   })
   .passthrough();
 
-/** Resolves once `predicate()` is true; fails after `ms`. */
-async function eventually(predicate, ms, what) {
-  const deadline = Date.now() + ms;
-  for (;;) {
-    if (await predicate()) return;
-    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
 const ids = (records) => records.map((r) => r.externalId);
 
 for (const [storeName, makeContext] of FACTORIES) {
@@ -158,7 +113,8 @@ for (const [storeName, makeContext] of FACTORIES) {
 
     it('set then get round-trips the record', async () => {
       const { store } = await makeContext();
-      const record = conversation('c1', 'u1', 5, {
+      const record = conversation('c1', 'u1', {
+        updatedAt: iso(5),
         workflowId: 'wf-1',
         currentStep: 'collect',
         stepData: { answers: [1, 2, { nested: null }] },
@@ -182,7 +138,7 @@ for (const [storeName, makeContext] of FACTORIES) {
     it('never stores sdkConversationRef, and keeps unknown fields verbatim', async () => {
       const { store, raw } = await makeContext();
       const record = {
-        ...conversation('c1', 'u1', 1),
+        ...conversation('c1', 'u1', { updatedAt: iso(1) }),
         sdkConversationRef: liveSdkObject(),
         // Fields this version of the store knows nothing about.
         futureField: { deep: [1, 'two', null, { three: true }], big: 1e21, small: -1.5e-7 },
@@ -207,7 +163,7 @@ for (const [storeName, makeContext] of FACTORIES) {
     it('a custom excludeFields list replaces the default', async () => {
       const { store, raw } = await makeContext({ excludeFields: ['socket', 'draft'] });
       const record = {
-        ...conversation('c1', 'u1', 1),
+        ...conversation('c1', 'u1', { updatedAt: iso(1) }),
         socket: liveSdkObject(),
         draft: 'unsent text',
         sdkConversationRef: { plain: 'data' }, // not excluded by this list
@@ -224,7 +180,7 @@ for (const [storeName, makeContext] of FACTORIES) {
     it('schema: defaults are filled on get and listByUser', async () => {
       const { store } = await makeContext({ schema: StoredConversationSchema });
       // An older record: no status, no tenantId, no history.
-      const { status, tenantId, history, ...old } = conversation('old', 'u1', 1, { extra: 'kept' });
+      const { status, tenantId, history, ...old } = conversation('old', 'u1', { updatedAt: iso(1), extra: 'kept' });
       assert.ok(status && tenantId && history);
       await store.set('old', old);
       const expected = { ...old, status: 'active', tenantId: 'default-tenant', history: [] };
@@ -236,7 +192,7 @@ for (const [storeName, makeContext] of FACTORIES) {
       const { store } = await makeContext();
       // 55 records written in a scrambled order, concurrently.
       const minutes = Array.from({ length: 55 }, (_, i) => (i * 37) % 55);
-      await Promise.all(minutes.map((m) => store.set(`c${m}`, conversation(`c${m}`, 'u1', m))));
+      await Promise.all(minutes.map((m) => store.set(`c${m}`, conversation(`c${m}`, 'u1', { updatedAt: iso(m) }))));
       const listed = await store.listByUser('u1');
       assert.equal(listed.length, 50);
       const newestFirst = Array.from({ length: 55 }, (_, i) => `c${54 - i}`);
@@ -248,7 +204,7 @@ for (const [storeName, makeContext] of FACTORIES) {
       assert.deepEqual(await store.listByUser('u1', { offset: 55 }), []);
       assert.deepEqual(ids(await store.listByUser('u1', { limit: 1 })), ['c54']);
       // A different updatedAt moves a record within the order.
-      await store.set('c0', conversation('c0', 'u1', 1000));
+      await store.set('c0', conversation('c0', 'u1', { updatedAt: iso(1000) }));
       assert.deepEqual(ids(await store.listByUser('u1', { limit: 2 })), ['c0', 'c54']);
       assert.deepEqual(await store.listByUser('nobody'), []);
     });
@@ -256,16 +212,16 @@ for (const [storeName, makeContext] of FACTORIES) {
     it('listByUser: updatedAt offsets and fractions order by the instant', async () => {
       const { store } = await makeContext();
       // 10:00+05:30 is 04:30Z, the earliest of these.
-      await store.set('offset', conversation('offset', 'u1', 0, { updatedAt: '2024-03-01T10:00:00+05:30' }));
-      await store.set('fraction', conversation('fraction', 'u1', 0, { updatedAt: '2024-03-01T05:00:00.5Z' }));
-      await store.set('plain', conversation('plain', 'u1', 0, { updatedAt: '2024-03-01T05:00:00.000Z' }));
+      await store.set('offset', conversation('offset', 'u1', { updatedAt: '2024-03-01T10:00:00+05:30' }));
+      await store.set('fraction', conversation('fraction', 'u1', { updatedAt: '2024-03-01T05:00:00.5Z' }));
+      await store.set('plain', conversation('plain', 'u1', { updatedAt: '2024-03-01T05:00:00.000Z' }));
       assert.deepEqual(ids(await store.listByUser('u1')), ['fraction', 'plain', 'offset']);
     });
 
     it('listByUser with fields returns only those fields', async () => {
       const { store } = await makeContext({ schema: StoredConversationSchema });
-      await store.set('a', conversation('a', 'u1', 1, { metadata: { x: 1 } }));
-      const { status, ...noStatus } = conversation('b', 'u1', 2);
+      await store.set('a', conversation('a', 'u1', { updatedAt: iso(1), metadata: { x: 1 } }));
+      const { status, ...noStatus } = conversation('b', 'u1', { updatedAt: iso(2) });
       assert.ok(status);
       await store.set('b', noStatus);
       const listed = await store.listByUser('u1', { fields: ['externalId', 'updatedAt'] });
@@ -284,7 +240,7 @@ for (const [storeName, makeContext] of FACTORIES) {
       const users = ['u1', 'u10', 'u1:x', 'U1', 'u 1'];
       await Promise.all(
         users.flatMap((user, u) =>
-          [0, 1, 2].map((n) => store.set(`${u}-${n}`, conversation(`${u}-${n}`, user, u * 10 + n))),
+          [0, 1, 2].map((n) => store.set(`${u}-${n}`, conversation(`${u}-${n}`, user, { updatedAt: iso(u * 10 + n) }))),
         ),
       );
       for (const [u, user] of users.entries()) {
@@ -296,24 +252,24 @@ for (const [storeName, makeContext] of FACTORIES) {
 
     it("a userId change moves the record between users' indexes", async () => {
       const { store, raw } = await makeContext();
-      await store.set('c1', conversation('c1', 'u1', 1));
-      await store.set('keep', conversation('keep', 'u1', 0));
-      await store.set('c1', conversation('c1', 'u2', 2));
+      await store.set('c1', conversation('c1', 'u1', { updatedAt: iso(1) }));
+      await store.set('keep', conversation('keep', 'u1', { updatedAt: iso(0) }));
+      await store.set('c1', conversation('c1', 'u2', { updatedAt: iso(2) }));
       assert.deepEqual(ids(await store.listByUser('u1')), ['keep']);
       assert.deepEqual(ids(await store.listByUser('u2')), ['c1']);
       assert.equal((await store.get('c1')).userId, 'u2');
       if (raw) {
         // Gone from the old index in the same step as the write (no listing needed to prune it).
-        await store.set('c1', conversation('c1', 'u3', 3));
+        await store.set('c1', conversation('c1', 'u3', { updatedAt: iso(3) }));
         assert.equal(await raw.cli('ZSCORE', raw.index('u2'), 'c1'), '');
         assert.equal(await raw.cli('ZSCORE', raw.index('u1'), 'c1'), '');
         assert.equal(Number(await raw.cli('ZSCORE', raw.index('u3'), 'c1')), Date.parse(iso(3)));
       } else {
-        await store.set('c1', conversation('c1', 'u3', 3));
+        await store.set('c1', conversation('c1', 'u3', { updatedAt: iso(3) }));
       }
       assert.deepEqual(await store.listByUser('u2'), []);
       // Moving it back works too.
-      await store.set('c1', conversation('c1', 'u1', 4));
+      await store.set('c1', conversation('c1', 'u1', { updatedAt: iso(4) }));
       assert.deepEqual(ids(await store.listByUser('u1')), ['c1', 'keep']);
       assert.deepEqual(await store.listByUser('u3'), []);
     });
@@ -323,8 +279,8 @@ for (const [storeName, makeContext] of FACTORIES) {
       const users = ['a"b', 'x\\', 'line\nbreak', 'ü😀', 'plain'];
       const nested = { history: [{ role: 'user', userId: 'someone-else' }], metadata: { userId: 42 } };
       for (const [i, user] of users.entries()) {
-        await store.set('c1', conversation('c1', user, i, nested));
-        await store.set(`own-${i}`, conversation(`own-${i}`, user, -1));
+        await store.set('c1', conversation('c1', user, { updatedAt: iso(i), ...nested }));
+        await store.set(`own-${i}`, conversation(`own-${i}`, user, { updatedAt: iso(-1) }));
         for (const [j, other] of users.entries()) {
           const expected = j === i ? ['c1', `own-${j}`] : j < i ? [`own-${j}`] : [];
           assert.deepEqual(ids(await store.listByUser(other)), expected, `after moving c1 to ${JSON.stringify(user)}, list of ${JSON.stringify(other)}`);
@@ -361,8 +317,8 @@ for (const [storeName, makeContext] of FACTORIES) {
 
     it('delete is idempotent and removes the index entry', async () => {
       const { store, raw } = await makeContext();
-      await store.set('c1', conversation('c1', 'u1', 1));
-      await store.set('c2', conversation('c2', 'u1', 2));
+      await store.set('c1', conversation('c1', 'u1', { updatedAt: iso(1) }));
+      await store.set('c2', conversation('c2', 'u1', { updatedAt: iso(2) }));
       assert.equal(await store.delete('c1'), undefined);
       assert.equal(await store.get('c1'), undefined);
       if (raw) {
@@ -379,8 +335,8 @@ for (const [storeName, makeContext] of FACTORIES) {
 
     it('a missing updatedAt means now (it sorts first)', async () => {
       const { store, raw } = await makeContext();
-      await store.set('past', conversation('past', 'u1', 0, { updatedAt: '2020-01-01T00:00:00.000Z' }));
-      await store.set('future-ish', conversation('future-ish', 'u1', 0, { updatedAt: new Date(Date.now() - 60_000).toISOString() }));
+      await store.set('past', conversation('past', 'u1', { updatedAt: '2020-01-01T00:00:00.000Z' }));
+      await store.set('future-ish', conversation('future-ish', 'u1', { updatedAt: new Date(Date.now() - 60_000).toISOString() }));
       const { updatedAt, ...fresh } = conversation('fresh', 'u1');
       assert.ok(updatedAt);
       const before = Date.now();
@@ -397,7 +353,7 @@ for (const [storeName, makeContext] of FACTORIES) {
 
     it('ttlSeconds: a record expires, and listByUser then prunes it', async () => {
       const { store, raw } = await makeContext({ ttlSeconds: 1 });
-      await store.set('short', conversation('short', 'u1', 1));
+      await store.set('short', conversation('short', 'u1', { updatedAt: iso(1) }));
       if (raw) {
         const recordPttl = Number(await raw.cli('PTTL', raw.record('short')));
         const indexPttl = Number(await raw.cli('PTTL', raw.index('u1')));
@@ -405,19 +361,19 @@ for (const [storeName, makeContext] of FACTORIES) {
         assert.ok(indexPttl > 3_596_000 && indexPttl <= 3_601_000, `index PTTL ${indexPttl}`);
       }
       assert.deepEqual(ids(await store.listByUser('u1')), ['short']);
-      await eventually(async () => (await store.get('short')) === undefined, 4000, 'the record to expire');
+      await pollUntil(async () => (await store.get('short')) === undefined, { timeoutMs: 4000, what: 'the record to expire' });
       if (raw) assert.equal(await raw.cli('ZCARD', raw.index('u1')), '1');
       assert.deepEqual(await store.listByUser('u1'), []);
       if (raw) assert.equal(await raw.cli('ZCARD', raw.index('u1')), '0');
       // The id can be used again.
-      await store.set('short', conversation('short', 'u1', 2));
+      await store.set('short', conversation('short', 'u1', { updatedAt: iso(2) }));
       assert.equal((await store.get('short')).updatedAt, iso(2));
     });
 
     if (isRedis) {
       it('slidingExpiry: get refreshes the record and index TTLs (off by default)', async () => {
         const { store, raw, another } = await makeContext({ ttlSeconds: 100, slidingExpiry: true });
-        await store.set('c1', conversation('c1', 'u1', 1));
+        await store.set('c1', conversation('c1', 'u1', { updatedAt: iso(1) }));
         await raw.cli('EXPIRE', raw.record('c1'), '10');
         await raw.cli('EXPIRE', raw.index('u1'), '10');
         assert.ok(await store.get('c1'));
@@ -436,8 +392,8 @@ for (const [storeName, makeContext] of FACTORIES) {
       it('slidingExpiry: get refreshes the TTL (off by default)', async () => {
         const { store: sliding } = await makeContext({ ttlSeconds: 1, slidingExpiry: true });
         const { store: plain } = await makeContext({ ttlSeconds: 1 });
-        await sliding.set('c1', conversation('c1', 'u1', 1));
-        await plain.set('c1', conversation('c1', 'u1', 1));
+        await sliding.set('c1', conversation('c1', 'u1', { updatedAt: iso(1) }));
+        await plain.set('c1', conversation('c1', 'u1', { updatedAt: iso(1) }));
         // Read the sliding one every 150 ms for well over its 1 s TTL.
         const until = Date.now() + 1600;
         while (Date.now() < until) {
@@ -451,11 +407,11 @@ for (const [storeName, makeContext] of FACTORIES) {
 
     it('an id re-created under another user after expiry does not shorten the old user page', async () => {
       const { store } = await makeContext({ ttlSeconds: 1 });
-      await store.set('x', conversation('x', 'u1', 10));
-      await eventually(async () => (await store.get('x')) === undefined, 4000, 'x to expire');
+      await store.set('x', conversation('x', 'u1', { updatedAt: iso(10) }));
+      await pollUntil(async () => (await store.get('x')) === undefined, { timeoutMs: 4000, what: 'x to expire' });
       // u1's index still names x (it outlives its records); x now belongs to u2.
-      await store.set('z', conversation('z', 'u1', 1));
-      await store.set('x', conversation('x', 'u2', 10));
+      await store.set('z', conversation('z', 'u1', { updatedAt: iso(1) }));
+      await store.set('x', conversation('x', 'u2', { updatedAt: iso(10) }));
       assert.deepEqual(ids(await store.listByUser('u1', { limit: 1 })), ['z']);
       assert.deepEqual(ids(await store.listByUser('u1')), ['z']);
       assert.deepEqual(ids(await store.listByUser('u2')), ['x']);
@@ -463,27 +419,27 @@ for (const [storeName, makeContext] of FACTORIES) {
 
     it('moving a record back to a user whose index has a stale entry removes it from the previous owner', async () => {
       const { store, raw } = await makeContext({ ttlSeconds: 1 });
-      await store.set('x', conversation('x', 'u1', 10));
-      await eventually(async () => (await store.get('x')) === undefined, 4000, 'x to expire');
-      await store.set('x', conversation('x', 'u2', 10)); // u1's stale entry for x remains
-      await store.set('x', conversation('x', 'u1', 11)); // x changes owner u2 -> u1
+      await store.set('x', conversation('x', 'u1', { updatedAt: iso(10) }));
+      await pollUntil(async () => (await store.get('x')) === undefined, { timeoutMs: 4000, what: 'x to expire' });
+      await store.set('x', conversation('x', 'u2', { updatedAt: iso(10) })); // u1's stale entry for x remains
+      await store.set('x', conversation('x', 'u1', { updatedAt: iso(11) })); // x changes owner u2 -> u1
       if (raw) {
         assert.equal(await raw.cli('ZSCORE', raw.index('u2'), 'x'), '', 'x left the index of its previous owner u2');
       }
-      await store.set('w', conversation('w', 'u2', 1));
+      await store.set('w', conversation('w', 'u2', { updatedAt: iso(1) }));
       assert.deepEqual(ids(await store.listByUser('u2', { limit: 1 })), ['w']);
       assert.deepEqual(ids(await store.listByUser('u1')), ['x']);
     });
 
     if (isRedis) {
       it('a stored record that is not JSON: get rejects with the id, listByUser skips it with a [STORE] warning, delete removes it', async () => {
-        const logger = capturingLogger();
+        const { logger, lines, linesAt } = captureLogger();
         const { store, raw } = await makeContext({ logger });
-        await store.set('good', conversation('good', 'u1', 1));
-        await store.set('garbage', conversation('garbage', 'u1', 2));
-        await store.set('truncated', conversation('truncated', 'u1', 3));
+        await store.set('good', conversation('good', 'u1', { updatedAt: iso(1) }));
+        await store.set('garbage', conversation('garbage', 'u1', { updatedAt: iso(2) }));
+        await store.set('truncated', conversation('truncated', 'u1', { updatedAt: iso(3) }));
         await raw.cli('SET', raw.record('garbage'), 'not json at all {');
-        const full = JSON.stringify(conversation('truncated', 'u1', 3));
+        const full = JSON.stringify(conversation('truncated', 'u1', { updatedAt: iso(3) }));
         await raw.cli('SET', raw.record('truncated'), full.slice(0, full.length - 10));
 
         for (const id of ['garbage', 'truncated']) {
@@ -497,8 +453,8 @@ for (const [storeName, makeContext] of FACTORIES) {
         }
 
         assert.deepEqual(ids(await store.listByUser('u1')), ['good']);
-        const warnings = logger.lines.warn.filter((line) => line.includes('[STORE]'));
-        assert.ok(warnings.length >= 2, `expected [STORE] warnings, got ${JSON.stringify(logger.lines)}`);
+        const warnings = linesAt('warn').filter((line) => line.includes('[STORE]'));
+        assert.ok(warnings.length >= 2, `expected [STORE] warnings, got ${JSON.stringify(lines)}`);
         assert.ok(warnings.some((line) => line.includes('garbage')), JSON.stringify(warnings));
         assert.ok(warnings.some((line) => line.includes('truncated')), JSON.stringify(warnings));
         // With fields too.
@@ -510,20 +466,20 @@ for (const [storeName, makeContext] of FACTORIES) {
         assert.equal(await store.get('truncated'), undefined);
         assert.equal(await raw.cli('EXISTS', raw.record('garbage')), '0');
         assert.equal(await raw.cli('EXISTS', raw.record('truncated')), '0');
-        const warningsBefore = logger.lines.warn.length;
+        const warningsBefore = linesAt('warn').length;
         assert.deepEqual(ids(await store.listByUser('u1')), ['good']);
-        assert.equal(logger.lines.warn.length, warningsBefore, 'nothing left to warn about');
+        assert.equal(linesAt('warn').length, warningsBefore, 'nothing left to warn about');
         assert.equal(await raw.cli('ZCARD', raw.index('u1')), '1');
       });
     }
 
     it('a stored record the schema rejects: get rejects with the id, listByUser skips it with a [STORE] warning, delete removes it', async () => {
-      const logger = capturingLogger();
+      const { logger, lines, linesAt } = captureLogger();
       const { store, raw } = await makeContext({ schema: StoredConversationSchema, logger });
-      await store.set('good', conversation('good', 'u1', 1));
+      await store.set('good', conversation('good', 'u1', { updatedAt: iso(1) }));
       // The schema runs on reads only: a record it rejects can be in storage
       // (written by another version of the app, or by hand).
-      await store.set('rejected', conversation('rejected', 'u1', 2, { status: 'no-such-status' }));
+      await store.set('rejected', conversation('rejected', 'u1', { updatedAt: iso(2), status: 'no-such-status' }));
 
       await assert.rejects(store.get('rejected'), (err) => {
         assert.ok(err instanceof Error);
@@ -533,8 +489,8 @@ for (const [storeName, makeContext] of FACTORIES) {
         return true;
       });
       assert.deepEqual(ids(await store.listByUser('u1')), ['good']);
-      const warnings = logger.lines.warn.filter((line) => line.includes('[STORE]'));
-      assert.ok(warnings.some((line) => line.includes('rejected')), JSON.stringify(logger.lines));
+      const warnings = linesAt('warn').filter((line) => line.includes('[STORE]'));
+      assert.ok(warnings.some((line) => line.includes('rejected')), JSON.stringify(lines));
 
       await store.delete('rejected');
       assert.equal(await store.get('rejected'), undefined);
@@ -542,9 +498,9 @@ for (const [storeName, makeContext] of FACTORIES) {
         assert.equal(await raw.cli('EXISTS', raw.record('rejected')), '0');
         assert.equal(await raw.cli('ZSCORE', raw.index('u1'), 'rejected'), '');
       }
-      const warningsBefore = logger.lines.warn.length;
+      const warningsBefore = linesAt('warn').length;
       assert.deepEqual(ids(await store.listByUser('u1')), ['good']);
-      assert.equal(logger.lines.warn.length, warningsBefore);
+      assert.equal(linesAt('warn').length, warningsBefore);
     });
 
     it('after close(), every call rejects with STORE_CLOSED', async () => {

@@ -13,7 +13,7 @@ const path = require('node:path');
 
 const store = require('..');
 const native = require('../redis-conversation-store.node');
-const { startRedis } = require('./support/redis-server');
+const { startRedis } = require('../test-support');
 
 const { MemoryStore, RedisStore } = store;
 const CLASS_NAMES = ['RedisError', 'StoreInputError', 'StoreConfigError', 'StoreDataError'];

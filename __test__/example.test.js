@@ -12,12 +12,10 @@ const path = require('node:path');
 
 const { RedisStore, MemoryStore } = require('..');
 const { createApp } = require('../example/app');
-const { startRedis, freePort } = require('./support/redis-server');
+const { startRedis, freePort, pollUntil, delay } = require('../test-support');
 
 const SERVER_JS = path.join(__dirname, '..', 'example', 'server.js');
 const COMMAND_TIMEOUT_MS = 500;
-
-const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Listens on an ephemeral loopback port; resolves { server, base }. */
 function listen(app) {
@@ -48,37 +46,18 @@ async function request(base, method, urlPath, body) {
   return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
 }
 
-/** Polls `check()` until it returns a truthy value; fails with `what` after `ms`. */
-async function until(what, ms, check) {
-  const deadline = Date.now() + ms;
-  let last;
-  for (;;) {
-    try {
-      last = await check();
-      if (last) return last;
-    } catch (err) {
-      if (err instanceof assert.AssertionError) throw err;
-      last = err;
-    }
-    if (Date.now() >= deadline) {
-      if (typeof what === 'function') what = what();
-      assert.fail(`timed out after ${ms} ms waiting for ${what}; last: ${last instanceof Error ? last.message : JSON.stringify(last)}`);
-    }
-    await delay(50);
-  }
-}
-
 function health(base) {
   return request(base, 'GET', '/health');
 }
 
-function conversation(userId, extra = {}) {
+/** A PUT/POST body: the app fills in externalId, createdAt and updatedAt itself. */
+function requestBody(userId, extra = {}) {
   return { userId, tenantId: 'acme', status: 'active', history: [{ role: 'user', content: 'hi' }], ...extra };
 }
 
 /** The CRUD roundtrip both stores must pass through the app. */
 async function roundtrip(base, userId) {
-  const put = await request(base, 'PUT', '/conversations/c-1', conversation(userId, { sdkConversationRef: { live: true } }));
+  const put = await request(base, 'PUT', '/conversations/c-1', requestBody(userId, { sdkConversationRef: { live: true } }));
   assert.equal(put.status, 204);
 
   const got = await request(base, 'GET', '/conversations/c-1');
@@ -100,7 +79,7 @@ async function roundtrip(base, userId) {
   assert.ok(Date.parse(got2.body.updatedAt) > Date.parse(got.body.updatedAt));
 
   await delay(5);
-  const created = await request(base, 'POST', '/conversations', conversation(userId));
+  const created = await request(base, 'POST', '/conversations', requestBody(userId));
   assert.equal(created.status, 201);
   assert.match(created.body.externalId, /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
   const newId = created.body.externalId;
@@ -168,10 +147,10 @@ describe('example app on a RedisStore', () => {
   });
 
   it('reports connected on /health', async () => {
-    const res = await until('/health to say connected', 5000, async () => {
+    const res = await pollUntil(async () => {
       const h = await health(base);
       return h.status === 200 && h;
-    });
+    }, { timeoutMs: 5000, what: '/health to say connected', retryErrors: true });
     assert.deepEqual(res.body, { status: 'ok', redis: 'connected', store: 'RedisStore' });
   });
 
@@ -195,14 +174,14 @@ describe('example app on a RedisStore', () => {
     } finally {
       srv.resume();
     }
-    await until('/health to say connected after the hang', 10_000, async () => {
+    await pollUntil(async () => {
       const r = await health(base);
       return r.body.redis === 'connected' && r;
-    });
-    const got = await until('a GET to answer again after the hang', 10_000, async () => {
+    }, { timeoutMs: 10_000, what: '/health to say connected after the hang', retryErrors: true });
+    const got = await pollUntil(async () => {
       const r = await request(base, 'GET', '/conversations/any');
       return r.status === 404 && r;
-    });
+    }, { timeoutMs: 10_000, what: 'a GET to answer again after the hang', retryErrors: true });
     assert.equal(got.status, 404);
   });
 
@@ -217,7 +196,7 @@ describe('example app on a RedisStore', () => {
     assert.match(res.body.code, /^STORE_[A-Z_]+$/);
     assert.ok(elapsed < 1500, `503 took ${elapsed} ms (command timeout ${COMMAND_TIMEOUT_MS} ms)`);
 
-    const put = await request(base, 'PUT', '/conversations/during-outage', conversation('alice'));
+    const put = await request(base, 'PUT', '/conversations/during-outage', requestBody('alice'));
     assert.equal(put.status, 503);
     const list = await request(base, 'GET', '/users/alice/conversations');
     assert.equal(list.status, 503);
@@ -225,24 +204,24 @@ describe('example app on a RedisStore', () => {
     const noUser = await request(base, 'PUT', '/conversations/bad', { history: [] });
     assert.equal(noUser.status, 400);
 
-    const h = await until('/health to say disconnected', 3000, async () => {
+    const h = await pollUntil(async () => {
       const r = await health(base);
       return r.body.redis === 'disconnected' && r;
-    });
+    }, { timeoutMs: 3000, what: '/health to say disconnected', retryErrors: true });
     assert.equal(h.status, 503);
     assert.deepEqual(h.body, { status: 'degraded', redis: 'disconnected', store: 'RedisStore' });
   });
 
   it('serves again once Redis is back, with the same app and store', async () => {
     await srv.restart();
-    const h = await until('/health to say connected again', 10_000, async () => {
+    const h = await pollUntil(async () => {
       const r = await health(base);
       return r.body.redis === 'connected' && r;
-    });
+    }, { timeoutMs: 10_000, what: '/health to say connected again', retryErrors: true });
     assert.equal(h.status, 200);
     assert.equal(h.body.status, 'ok');
 
-    const put = await request(base, 'PUT', '/conversations/after-restart', conversation('bob'));
+    const put = await request(base, 'PUT', '/conversations/after-restart', requestBody('bob'));
     assert.equal(put.status, 204);
     const got = await request(base, 'GET', '/conversations/after-restart');
     assert.equal(got.status, 200);
@@ -318,11 +297,11 @@ describe('example/server.js', () => {
     const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
 
     const base = `http://127.0.0.1:${port}`;
-    const h = await until(() => `server.js /health to answer 200\n--- output ---\n${output}`, 10_000, async () => {
+    const h = await pollUntil(async () => {
       if (child.exitCode !== null) assert.fail(`server.js exited early (${child.exitCode}):\n${output}`);
       const r = await health(base);
       return r.status === 200 && r;
-    });
+    }, { timeoutMs: 10_000, what: () => `server.js /health to answer 200\n--- output ---\n${output}`, retryErrors: true });
     assert.deepEqual(h.body, { status: 'ok', redis: 'connected', store: 'RedisStore' }, output);
 
     const pidMatch = /local redis-server pid (\d+)/.exec(output);
@@ -333,7 +312,7 @@ describe('example/server.js', () => {
     assert.match(output, /curl /);
 
     // It really works end to end.
-    assert.equal((await request(base, 'PUT', '/conversations/demo', conversation('dave'))).status, 204);
+    assert.equal((await request(base, 'PUT', '/conversations/demo', requestBody('dave'))).status, 204);
     assert.equal((await request(base, 'GET', '/conversations/demo')).body.userId, 'dave');
 
     const signalledAt = Date.now();

@@ -1,19 +1,35 @@
 'use strict';
 
-// Proves the test harness itself: throwaway redis-servers (plain, password,
-// ACL user, TLS, mutual TLS), fault injection (kill/restart, pause/resume),
-// cleanup at exit, and the ioredis reference store.
+// Proves the test harness itself (test-support/): throwaway redis-servers
+// (plain, password, ACL user, TLS, mutual TLS), fault injection
+// (kill/restart, pause/resume), cleanup at exit, the ioredis reference store,
+// and the shared helpers (polling, the RESP client, key layout, records).
 
 const { describe, it, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { execFile } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
-const Redis = require('ioredis');
 const { z } = require('zod');
 
-const { startRedis, freePort, generateCa } = require('./support/redis-server');
-const { IoredisConversationStore } = require('./support/ioredis-store');
+const {
+  startRedis,
+  freePort,
+  generateCa,
+  IoredisConversationStore,
+  ioredisClient,
+  pollUntil,
+  sendCommands,
+  serverPid,
+  conversation,
+  conversationKey,
+  userIndexKey,
+  parseKey,
+  indexTtlSeconds,
+  isoAtMinute,
+  liveSdkObject,
+  seededRandom,
+} = require('../test-support');
 
 const servers = [];
 const clients = [];
@@ -29,35 +45,11 @@ async function server(opts) {
   return s;
 }
 
-/**
- * An ioredis client that fails fast by default (no reconnects, no offline
- * queue retries). Its 'error' events are kept in `c.errors` (ioredis rejects
- * a failed connect() with a bare "Connection is closed." and reports the
- * cause only as an event).
- */
+/** A fail-fast ioredis client (errors kept in `c.errors`), disconnected after the file. */
 function client(url, options = {}) {
-  const c = new Redis(url, {
-    lazyConnect: true,
-    maxRetriesPerRequest: 0,
-    retryStrategy: () => null,
-    connectTimeout: 2000,
-    // disconnect() otherwise keeps a 2 s timer alive for streams that never emit 'close'.
-    disconnectTimeout: 100,
-    ...options,
-  });
-  c.errors = [];
-  c.on('error', (err) => c.errors.push(err));
+  const c = ioredisClient(url, options);
   clients.push(c);
   return c;
-}
-
-/** Resolves once `predicate()` is true; fails after `ms`. */
-async function eventually(predicate, ms = 3000, what = 'condition') {
-  const deadline = Date.now() + ms;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 function processGone(pid) {
@@ -196,7 +188,7 @@ describe('redis-server harness', () => {
 
   it('kills its servers when the process dies without stopping them', async () => {
     const script = `
-      const { startRedis } = require(${JSON.stringify(path.join(__dirname, 'support', 'redis-server.js'))});
+      const { startRedis } = require(${JSON.stringify(path.join(__dirname, '..', 'test-support'))});
       startRedis().then((s) => {
         process.stdout.write(s.pid + ' ' + s.logPath + '\\n');
         throw new Error('crash on purpose');
@@ -208,7 +200,7 @@ describe('redis-server harness', () => {
     const [pidText, logPath] = stdout.trim().split(' ');
     const pid = Number(pidText);
     assert.ok(pid > 0, `child printed ${JSON.stringify(stdout)}`);
-    await eventually(() => processGone(pid), 3000, `redis pid ${pid} to die`);
+    await pollUntil(() => processGone(pid), { timeoutMs: 3000, what: `redis pid ${pid} to die` });
     assert.equal(fs.existsSync(logPath), false, 'tmpdir removed at exit');
   });
 });
@@ -227,32 +219,21 @@ describe('IoredisConversationStore (reference store)', () => {
     metadata: z.record(z.any()).optional(),
   });
 
-  function conversation(id, userId, updatedAt, extra = {}) {
-    return {
-      externalId: id,
-      sdkConversationRef: { live: true, toJSON() { throw new Error('must not be persisted'); } },
-      history: [{ role: 'user', text: `hello from ${id}` }],
-      userId,
-      tenantId: 't1',
-      createdAt: '2024-01-01T00:00:00.000Z',
-      updatedAt,
-      status: 'active',
-      ...extra,
-    };
-  }
+  /** A record as a chat server hands it over: with its live SDK object. */
+  const handedOver = (id, userId, updatedAt) => conversation(id, userId, { sdkConversationRef: liveSdkObject(), updatedAt });
 
   it('round-trips set, get, listByUser (newest first), delete and TTLs', async () => {
     const s = await server();
     const redis = client(s.url, { keyPrefix: PREFIX });
     const store = new IoredisConversationStore(redis, { ttlSeconds: TTL, schema });
 
-    await store.set('c1', conversation('c1', 'u1', '2024-01-01T10:00:00.000Z'));
-    await store.set('c2', conversation('c2', 'u1', '2024-01-01T12:00:00.000Z'));
-    await store.set('c3', conversation('c3', 'u1', '2024-01-01T11:00:00.000Z'));
-    await store.set('c4', conversation('c4', 'u2', '2024-01-02T00:00:00.000Z'));
+    await store.set('c1', handedOver('c1', 'u1', '2024-01-01T10:00:00.000Z'));
+    await store.set('c2', handedOver('c2', 'u1', '2024-01-01T12:00:00.000Z'));
+    await store.set('c3', handedOver('c3', 'u1', '2024-01-01T11:00:00.000Z'));
+    await store.set('c4', handedOver('c4', 'u2', '2024-01-02T00:00:00.000Z'));
 
     // Layout: prefixed keys, JSON without sdkConversationRef, index scored by updatedAt.
-    const { sdkConversationRef, ...persisted } = conversation('c1', 'u1', '2024-01-01T10:00:00.000Z');
+    const { sdkConversationRef, ...persisted } = handedOver('c1', 'u1', '2024-01-01T10:00:00.000Z');
     assert.ok(sdkConversationRef);
     assert.equal(await s.cli('GET', `${PREFIX}conv:c1`), JSON.stringify(persisted));
     assert.equal(
@@ -288,16 +269,91 @@ describe('IoredisConversationStore (reference store)', () => {
     const store = new IoredisConversationStore(redis, { ttlSeconds: TTL, schema });
     const plain = new IoredisConversationStore(redis, { ttlSeconds: TTL });
 
-    const { status, ...old } = conversation('old', 'u1', '2024-01-01T00:00:00.000Z');
+    const { status, ...old } = handedOver('old', 'u1', '2024-01-01T00:00:00.000Z');
     assert.equal(status, 'active');
     await store.set('old', old);
     assert.equal((await plain.get('old')).status, undefined);
     assert.equal((await store.get('old')).status, 'active');
 
     // A vanished record is skipped by listByUser but stays in the index.
-    await store.set('gone', conversation('gone', 'u1', '2024-01-03T00:00:00.000Z'));
+    await store.set('gone', handedOver('gone', 'u1', '2024-01-03T00:00:00.000Z'));
     await s.cli('DEL', `${PREFIX}conv:gone`);
     assert.deepEqual((await store.listByUser('u1')).map((c) => c.externalId), ['old']);
     assert.equal(await s.cli('ZCARD', `${PREFIX}user:u1:conversations`), '2');
+  });
+});
+
+describe('shared helpers', () => {
+  it('pollUntil resolves the first truthy value, and fails after the deadline naming what it awaited', async () => {
+    let calls = 0;
+    assert.equal(await pollUntil(() => ++calls >= 3 && 'ready', { intervalMs: 1 }), 'ready');
+    assert.equal(calls, 3);
+
+    const started = Date.now();
+    await assert.rejects(
+      pollUntil(() => 0, { timeoutMs: 100, intervalMs: 10, what: () => 'the answer' }),
+      /timed out after 100 ms waiting for the answer; last: 0/,
+    );
+    assert.ok(Date.now() - started >= 100);
+  });
+
+  it('pollUntil stops at the first error, unless told to retry (an AssertionError always stops it)', async () => {
+    const boom = () => {
+      throw new Error('not yet');
+    };
+    await assert.rejects(pollUntil(boom, { timeoutMs: 1000 }), /^Error: not yet$/);
+    await assert.rejects(pollUntil(boom, { timeoutMs: 50, retryErrors: true }), /waiting for condition; last: not yet/);
+    let calls = 0;
+    const failing = () => {
+      calls += 1;
+      assert.fail('wrong');
+    };
+    await assert.rejects(pollUntil(failing, { timeoutMs: 1000, retryErrors: true }), assert.AssertionError);
+    assert.equal(calls, 1);
+  });
+
+  it('the RESP client: replies in order, error replies as values, the pid probe, refused connections', async () => {
+    const s = await server({ password: 'resp-pw' });
+    const target = { port: s.port, auth: ['resp-pw'] };
+    const [pong, wrongArity, echoed] = await sendCommands(target, [['PING'], ['INCR', 'no-such-command-key', 'x'], ['ECHO', 'héllo']]);
+    assert.equal(pong, 'PONG');
+    assert.ok(wrongArity instanceof Error && wrongArity.redisError, String(wrongArity));
+    assert.equal(echoed, 'héllo');
+    await assert.rejects(sendCommands({ port: s.port, auth: ['wrong'] }, [['PING']]), /AUTH .* failed/);
+    assert.equal(await serverPid(target, 1000), s.pid);
+    assert.equal(await serverPid({ port: s.port }, 1000), null, 'NOAUTH is not an answer');
+    await s.stop();
+    assert.equal(await serverPid(target, 1000), null, 'a refused connection is not an answer');
+  });
+
+  it('the key layout: keys with and without a prefix, read back, and no mistaken prefix', () => {
+    assert.equal(conversationKey('c1'), 'conv:c1');
+    assert.equal(userIndexKey('u:1', 'app:'), 'app:user:u:1:conversations');
+    assert.deepEqual(parseKey('app:user:u:1:conversations', 'app:'), { kind: 'index', userId: 'u:1' });
+    assert.deepEqual(parseKey('app:conv:a\nb', 'app:'), { kind: 'record', id: 'a\nb' });
+    assert.equal(parseKey('other:conv:c1', 'app:'), null);
+    assert.equal(parseKey('app:config', 'app:'), null);
+    assert.throws(() => ['c1'].map(conversationKey), TypeError);
+    assert.equal(indexTtlSeconds(600), 4200);
+  });
+
+  it('records: the builder takes overrides, the PRNG repeats itself for a seed', () => {
+    const record = conversation('c1', 'u1', { updatedAt: isoAtMinute(5), status: undefined });
+    assert.equal(record.externalId, 'c1');
+    assert.equal(record.userId, 'u1');
+    assert.equal(record.updatedAt, '2024-03-01T12:05:00.000Z');
+    assert.ok(Date.parse(record.createdAt) < Date.parse(record.updatedAt));
+    assert.ok('status' in record && record.status === undefined);
+    assert.throws(() => JSON.stringify({ ref: liveSdkObject() }), /never be serialised/);
+
+    const a = seededRandom(42);
+    const b = seededRandom(42);
+    const first = Array.from({ length: 5 }, () => a());
+    assert.deepEqual(Array.from({ length: 5 }, () => b()), first);
+    assert.notDeepEqual(Array.from({ length: 5 }, seededRandom(43)), first);
+    for (let i = 0; i < 100; i += 1) {
+      const n = a.int(7);
+      assert.ok(Number.isInteger(n) && n >= 0 && n < 7);
+    }
   });
 });

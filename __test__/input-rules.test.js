@@ -9,7 +9,7 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 
 const { RedisStore, MemoryStore } = require('..');
-const { startRedis } = require('./support/redis-server');
+const { startRedis } = require('../test-support');
 
 class Conversation {
   constructor(id, userId) {

@@ -26,10 +26,9 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
-const Redis = require('ioredis');
 
 const { RedisStore, MemoryStore } = require('..');
-const { startRedis } = require('./support/redis-server');
+const { startRedis, ioredisClient, seededRandom, parseKey, pollUntil } = require('../test-support');
 
 const OPS = 3000;
 const CONCURRENCY = 32;
@@ -45,8 +44,7 @@ let prefixCounter = 0;
 
 before(async () => {
   srv = await startRedis();
-  redis = new Redis(srv.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  redis.on('error', () => {});
+  redis = ioredisClient(srv.url);
   await redis.connect();
 });
 
@@ -56,27 +54,12 @@ after(async () => {
   if (srv) await srv.stop();
 });
 
-/** mulberry32: a small seeded PRNG with good enough statistics. */
-function prng(seed) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  next.int = (n) => Math.floor(next() * n);
-  next.pick = (list) => list[next.int(list.length)];
-  return next;
-}
-
 /**
  * The operations of a workload. Each id has a usual owner that sets keep
  * most of the time, so that both stable records and owner changes occur.
  */
 function workload(seed, count, { shortShare = 0, listShare = 0.3 } = {}) {
-  const rng = prng(seed);
+  const rng = seededRandom(seed);
   const usualOwner = new Map();
   const ops = [];
   for (let n = 0; n < count; n++) {
@@ -202,14 +185,13 @@ async function snapshot(prefix) {
   const indexes = new Map(); // user -> Map(id -> score)
   const other = [];
   for (const [key, kind, ttl, value] of rows) {
-    const rest = key.slice(prefix.length);
-    let match;
-    if (kind === 'string' && (match = /^conv:(.*)$/s.exec(rest))) {
-      records.set(match[1], { record: JSON.parse(value), ttl });
-    } else if (kind === 'zset' && (match = /^user:(.*):conversations$/s.exec(rest))) {
+    const named = parseKey(key, prefix);
+    if (kind === 'string' && named?.kind === 'record') {
+      records.set(named.id, { record: JSON.parse(value), ttl });
+    } else if (kind === 'zset' && named?.kind === 'index') {
       const members = new Map();
       for (let i = 0; i < value.length; i += 2) members.set(value[i], Number(value[i + 1]));
-      indexes.set(match[1], { members, ttl });
+      indexes.set(named.userId, { members, ttl });
     } else {
       other.push(`${key} (${kind})`);
     }
@@ -304,22 +286,12 @@ function redisStores(extra = {}) {
   return { long, short, keyPrefix };
 }
 
-/** Resolves once `predicate()` is true; fails after `ms`. */
-async function eventually(predicate, ms, what) {
-  const deadline = Date.now() + ms;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) assert.fail(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-}
-
 /** Waits until every record whose last write was short-lived has expired. */
 async function shortRecordsExpired(store, history) {
   const shortLived = [...history].filter(([, ops]) => ops.at(-1).kind === 'set' && ops.at(-1).short).map(([id]) => id);
-  await eventually(
+  await pollUntil(
     async () => (await Promise.all(shortLived.map((id) => store.get(id)))).every((r) => r === undefined),
-    SHORT_TTL_MS + 3000,
-    `${shortLived.length} short-lived records to expire`,
+    { timeoutMs: SHORT_TTL_MS + 3000, what: `${shortLived.length} short-lived records to expire` },
   );
   return shortLived.length;
 }
@@ -424,10 +396,9 @@ describe('invariants under a concurrent random workload', () => {
     stores.push(store);
     const first = await run(workload(0xbeef, OPS / 2), { long: store, short: store }, { serialiseIds: true });
     assert.deepEqual(first.problems, []);
-    await eventually(
+    await pollUntil(
       async () => (await Promise.all(USERS.map((u) => store.listByUser(u)))).every((l) => l.length === 0),
-      SHORT_TTL_MS + 3000,
-      'every record to expire',
+      { timeoutMs: SHORT_TTL_MS + 3000, what: 'every record to expire' },
     );
     const second = await run(workload(0xfeed, OPS / 2), { long: store, short: store }, { serialiseIds: true });
     assert.deepEqual(second.problems, []);

@@ -8,7 +8,7 @@ const assert = require('node:assert/strict');
 const { spawn } = require('node:child_process');
 const path = require('node:path');
 
-const { startRedis, generateCa } = require('./support/redis-server');
+const { startRedis, generateCa, pollUntil, captureLogger, conversation } = require('../test-support');
 const { RedisStore, isRedisError, StoreConfigError } = require('..');
 
 const TIMEOUT_MS = 400;
@@ -21,28 +21,6 @@ const fastOptions = {
   reconnectMinDelayMs: 20,
   reconnectMaxDelayMs: 200,
 };
-
-function captureLogger() {
-  const lines = [];
-  const push = (level) => (line) => lines.push({ level, line });
-  return { lines, logger: { info: push('info'), warn: push('warn'), error: push('error') } };
-}
-
-const conversation = (userId = 'u1') => ({
-  externalId: 'c',
-  userId,
-  updatedAt: new Date().toISOString(),
-  history: [{ role: 'user', content: 'hello' }],
-});
-
-async function pollUntil(check, { timeoutMs = 10_000, intervalMs = 20, what = 'condition' } = {}) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
-  }
-}
 
 /** Runs `call`, expecting a RedisError; returns it with the time it took. */
 async function expectRedisError(call, code) {
@@ -83,7 +61,7 @@ describe('TLS', () => {
   it('verifies the server against a CA given as a PEM string or a Buffer', async () => {
     for (const ca of [server.tls.ca, Buffer.from(server.tls.ca)]) {
       const store = track(new RedisStore({ url: server.url, tls: { ca }, logger: null, ...fastOptions }));
-      await store.set('tls-1', conversation());
+      await store.set('tls-1', conversation('c', 'u1'));
       assert.equal((await store.get('tls-1')).userId, 'u1');
       await store.close();
     }
@@ -106,7 +84,7 @@ describe('TLS', () => {
     const ok = track(
       new RedisStore({ url: server.url, tls: { ca: server.tls.ca, servername: 'redis.test' }, logger: null, ...fastOptions }),
     );
-    await ok.set('tls-sni', conversation());
+    await ok.set('tls-sni', conversation('c', 'u1'));
     const wrong = track(
       new RedisStore({ url: server.url, tls: { ca: server.tls.ca, servername: 'other.test' }, logger: null, ...fastOptions }),
     );
@@ -116,7 +94,7 @@ describe('TLS', () => {
   it('does mutual TLS with a client certificate and key', async () => {
     const { ca, clientCert, clientKey } = mutual.tls;
     const store = track(new RedisStore({ url: mutual.url, tls: { ca, cert: clientCert, key: clientKey }, logger: null, ...fastOptions }));
-    await store.set('mtls-1', conversation());
+    await store.set('mtls-1', conversation('c', 'u1'));
     assert.equal((await store.get('mtls-1')).userId, 'u1');
     const anonymous = track(new RedisStore({ url: mutual.url, tls: { ca }, logger: null, ...fastOptions }));
     await expectRedisError(() => anonymous.get('mtls-1'), 'STORE_TLS');
@@ -144,7 +122,7 @@ describe('passwords', () => {
   it('authenticates with a password in the URL, or an ACL user and password', async () => {
     for (const credentials of [':default-pw', 'chat:chat-pw']) {
       const store = track(new RedisStore({ url: urlWith(credentials), tls: { ca: server.tls.ca }, logger: null, ...fastOptions }));
-      await store.set(`auth-${credentials}`, conversation());
+      await store.set(`auth-${credentials}`, conversation('c', 'u1'));
       assert.ok(await store.get(`auth-${credentials}`));
       await store.close();
     }
@@ -185,7 +163,7 @@ describe('faults on a plain server', () => {
 
   it('settles every call within the timeout while the server is hung (SIGSTOP), then heals', async () => {
     const store = plainStore();
-    await store.set('hung-1', conversation());
+    await store.set('hung-1', conversation('c', 'u1'));
     server.pause();
     try {
       const calls = Array.from({ length: 50 }, (_, i) => expectRedisError(() => store.get(`hung-${i}`)));
@@ -208,7 +186,7 @@ describe('faults on a plain server', () => {
   it('notices a connection that died while idle, without any call, and replaces it', async () => {
     const { lines, logger } = captureLogger();
     const store = plainStore({ logger, heartbeatIntervalMs: 100 });
-    await store.set('idle-1', conversation());
+    await store.set('idle-1', conversation('c', 'u1'));
     assert.equal(store.status, 'ready');
     server.pause();
     try {
@@ -224,7 +202,7 @@ describe('faults on a plain server', () => {
 
   it('times out a slow command with STORE_TIMEOUT, then serves again', async () => {
     const store = plainStore();
-    await store.set('slow-1', conversation());
+    await store.set('slow-1', conversation('c', 'u1'));
     // The server holds every client's commands for a second: slow, not dead.
     await server.cli('CLIENT', 'PAUSE', '1000', 'ALL');
     const { err, elapsed } = await expectRedisError(() => store.get('slow-1'), 'STORE_TIMEOUT');
@@ -247,7 +225,7 @@ describe('faults on a plain server', () => {
   it('fails fast with ECONNREFUSED while the server is down, and serves again when it is back', async () => {
     const { lines, logger } = captureLogger();
     const store = plainStore({ logger });
-    await store.set('down-1', conversation());
+    await store.set('down-1', conversation('c', 'u1'));
     await server.kill();
     await pollUntil(() => store.status === 'reconnecting', { what: 'status reconnecting' });
     // Let several reconnect attempts fail, then check every call settles and says why.
@@ -260,7 +238,7 @@ describe('faults on a plain server', () => {
     }
     await server.restart();
     await pollUntil(() => store.status === 'ready', { what: 'status ready after restart' });
-    await store.set('down-2', conversation());
+    await store.set('down-2', conversation('c', 'u1'));
     assert.equal((await store.get('down-2')).userId, 'u1');
     const lost = lines.filter(({ line }) => /lost the connection/.test(line));
     const recovered = lines.filter(({ line }) => /reconnected to/.test(line));
@@ -283,7 +261,7 @@ describe('close()', () => {
     const store = track(
       new RedisStore({ url: server.url, allowPlaintext: true, logger: null, ...fastOptions, commandTimeoutMs: 5000 }),
     );
-    await store.set('close-1', conversation());
+    await store.set('close-1', conversation('c', 'u1'));
     server.pause();
     try {
       const inFlight = Array.from({ length: 10 }, () => store.get('close-1').then(() => 'resolved', (err) => err));

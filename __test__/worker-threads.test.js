@@ -3,7 +3,7 @@
 // A worker_threads worker terminated while its RedisStore has calls in
 // flight must not crash the process, and must not leave the store's calls
 // (or the store) alive natively. Each case runs in a child process
-// (support/terminated-workers.js), which terminates several busy workers in
+// (fixtures/terminated-workers.js), which terminates several busy workers in
 // a row: the child must exit by itself, with code 0 and no signal; with
 // --counts its main thread also reads the addon's live counts.
 
@@ -12,9 +12,9 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 const { spawn } = require('node:child_process');
 
-const { startRedis } = require('./support/redis-server');
+const { startRedis } = require('../test-support');
 
-const CHILD = path.join(__dirname, 'support', 'terminated-workers.js');
+const CHILD = path.join(__dirname, 'fixtures', 'terminated-workers.js');
 const ROUNDS = 4;
 /** A child that has not exited by then is stuck (something keeps it alive). */
 const CHILD_DEADLINE_MS = 60_000;

@@ -15,8 +15,7 @@ const fs = require('node:fs');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
 
-const { startRedis } = require('../__test__/support/redis-server');
-const { startCluster } = require('../__test__/support/redis-cluster');
+const { startRedis, startCluster } = require('../test-support');
 const { RedisStore } = require('..');
 const { SIZES, makeConversations } = require('./lib/records');
 const { runPool, summarize, median } = require('./lib/measure');

@@ -11,8 +11,8 @@
 // 100,000 operations, at every further 100,000, and at the end. Exits 1 when
 // the end is above 1.1 × the first sample.
 
-const { startRedis } = require('../__test__/support/redis-server');
-const { SIZES, makeConversations, seededRandom, seededUuid } = require('./lib/records');
+const { startRedis, seededRandom } = require('../test-support');
+const { SIZES, makeConversations, seededUuid } = require('./lib/records');
 const { openStores } = require('./lib/stores');
 
 const DEFAULT_OPS = 1_000_000;

@@ -9,7 +9,7 @@
 // Flags: --store ours|ioredis --op set|get|list|listFields|delete --size 4k|64k
 // --concurrency N --seconds S --warmup S --ascii 1
 
-const { startRedis } = require('../__test__/support/redis-server');
+const { startRedis } = require('../test-support');
 const { SIZES, useAsciiText } = require('./lib/records');
 const { runPool, summarize, collector } = require('./lib/measure');
 const { openStores } = require('./lib/stores');

@@ -25,7 +25,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { spawnSync } = require('node:child_process');
 
-const { startRedis } = require('../__test__/support/redis-server');
+const { startRedis } = require('../test-support');
 const { SIZES, useAsciiText } = require('./lib/records');
 const { runPool, summarize, medianSummary, median, collector, timePerCall } = require('./lib/measure');
 const { openStores, STORE_NAMES } = require('./lib/stores');

@@ -13,22 +13,16 @@
 // Ctrl-C (SIGINT) or SIGTERM: stops the HTTP server, closes the store, stops
 // the redis-server it started, exits 0.
 
-const { spawn } = require('node:child_process');
-const fs = require('node:fs');
 const http = require('node:http');
-const net = require('node:net');
-const os = require('node:os');
-const path = require('node:path');
 
 // In your own app: require('redis-conversation-store').
 const { createConversationStore, RedisStore, MemoryStore } = require('..');
+// The repo's test-support starts the throwaway redis-server (127.0.0.1 only,
+// never 6379, no persistence, killed by pid when this process exits).
+const { startRedis } = require('../test-support');
 const { createApp } = require('./app');
 
 const HOST = '127.0.0.1';
-/** Somebody's real Redis usually lives here: never start a throwaway one on it. */
-const DEFAULT_REDIS_PORT = 6379;
-const REDIS_READY_TIMEOUT_MS = 5_000;
-const REDIS_STOP_GRACE_MS = 3_000;
 const HTTP_CLOSE_GRACE_MS = 2_000;
 const INSTALL_HINT = 'sudo apt-get install -y redis-server   (macOS: brew install redis)';
 
@@ -47,164 +41,18 @@ function httpPort() {
   return port;
 }
 
-// ---------------------------------------------------------------------------
-// The throwaway redis-server
-// ---------------------------------------------------------------------------
-
-/** A loopback port that was free a moment ago. */
-async function freePort() {
-  for (;;) {
-    const port = await new Promise((resolve, reject) => {
-      const srv = net.createServer();
-      srv.once('error', reject);
-      srv.listen(0, HOST, () => {
-        const chosen = srv.address().port;
-        srv.close(() => resolve(chosen));
-      });
-    });
-    if (port !== DEFAULT_REDIS_PORT) return port;
-  }
-}
-
 /**
- * Asks the server on `port` for its process id (INFO server). Resolves the
- * pid, or null on any failure. Matching the pid proves that the server that
- * answers is the child we started, not something else on that port.
+ * Starts a throwaway redis-server on a free loopback port. Resolves
+ * `{ ok: true, server }` (a handle with url, pid and stop()), or
+ * `{ ok: false, reason }` saying why it could not.
  */
-function redisPidOnPort(port, timeoutMs) {
-  return new Promise((resolve) => {
-    let buffer = '';
-    let settled = false;
-    const sock = net.connect({ host: HOST, port });
-    const timer = setTimeout(() => finish(null), timeoutMs);
-    function finish(value) {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(value);
-    }
-    sock.setEncoding('utf8');
-    sock.once('connect', () => sock.write('*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n'));
-    sock.on('data', (chunk) => {
-      buffer += chunk;
-      if (buffer.startsWith('-')) return finish(null);
-      const match = /process_id:(\d+)\r\n/.exec(buffer);
-      if (match) finish(Number(match[1]));
-    });
-    sock.on('error', () => finish(null));
-    sock.on('close', () => finish(null));
-  });
-}
-
-const delay = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Every redis-server child this process spawned → its exit promise (shutdown stops them all). */
-const launched = new Map();
-/** Temporary directories to remove at exit. */
-const tmpDirs = new Set();
-
-/**
- * One attempt at starting redis-server on `port`. Resolves
- * `{ ok: true, child, exited }`, or `{ ok: false, missing?, portBusy?, reason }`.
- */
-async function launchRedis(port, dir) {
-  let output = '';
-  let spawnError = null;
-  const child = spawn(
-    'redis-server',
-    ['--port', String(port), '--bind', HOST, '--save', '', '--appendonly', 'no', '--dir', dir],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
-  );
-  // Keep the last few KB of its log for error messages; always drain the
-  // pipes so the server never blocks on a full one.
-  const keep = (chunk) => {
-    output = (output + chunk).slice(-8192);
-  };
-  child.stdout.setEncoding('utf8').on('data', keep);
-  child.stderr.setEncoding('utf8').on('data', keep);
-  const exited = new Promise((resolve) => {
-    child.once('exit', resolve);
-    child.once('error', (err) => {
-      spawnError = err; // e.g. ENOENT: no 'exit' follows
-      resolve();
-    });
-  });
-  if (child.pid !== undefined) launched.set(child, exited);
-  let gone = false;
-  exited.then(() => {
-    gone = true;
-  });
-
-  const deadline = Date.now() + REDIS_READY_TIMEOUT_MS;
-  for (;;) {
-    if (spawnError) {
-      return spawnError.code === 'ENOENT'
-        ? { ok: false, missing: true, reason: 'redis-server is not installed (not found on PATH)' }
-        : { ok: false, reason: `could not start redis-server: ${spawnError.message}` };
-    }
-    if (gone) {
-      const portBusy = /Address already in use/i.test(output);
-      return { ok: false, portBusy, reason: `redis-server exited during startup:\n${output.trim()}` };
-    }
-    if (Date.now() >= deadline) {
-      await stopChild(child, exited);
-      return { ok: false, reason: `redis-server did not answer within ${REDIS_READY_TIMEOUT_MS} ms:\n${output.trim()}` };
-    }
-    const pid = await redisPidOnPort(port, 500);
-    if (pid === child.pid) return { ok: true, child, exited };
-    if (pid !== null) {
-      // Someone else answers on the port we picked: try another one.
-      await stopChild(child, exited);
-      return { ok: false, portBusy: true, reason: `port ${port} is taken by pid ${pid}` };
-    }
-    await Promise.race([delay(50), exited]);
-  }
-}
-
-/** SIGTERM, then SIGKILL after a grace period; resolves once the child has exited (and been reaped). */
-async function stopChild(child, exited) {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
-  const signal = (name) => {
-    try {
-      process.kill(child.pid, name);
-    } catch (err) {
-      if (err.code !== 'ESRCH') throw err;
-    }
-  };
-  signal('SIGTERM');
-  let timer;
-  const graceOver = new Promise((resolve) => {
-    timer = setTimeout(() => resolve(false), REDIS_STOP_GRACE_MS);
-  });
-  const done = await Promise.race([exited.then(() => true), graceOver]);
-  clearTimeout(timer);
-  if (!done) {
-    signal('SIGKILL');
-    await exited;
-  }
-}
-
-function removeTmpDirs() {
-  for (const dir of tmpDirs) fs.rmSync(dir, { recursive: true, force: true });
-  tmpDirs.clear();
-}
-
-/** Starts a throwaway redis-server on a free loopback port, or explains why it could not. */
 async function startLocalRedis() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'rcs-example-redis-'));
-  tmpDirs.add(dir);
-  let result;
-  for (let attempt = 1; attempt <= 3; attempt++) {
-    const port = await freePort();
-    result = await launchRedis(port, dir);
-    if (result.ok) {
-      return { ...result, port, url: `redis://${HOST}:${port}`, pid: result.child.pid };
-    }
-    if (!result.portBusy) break; // a free port was grabbed in between: only then try again
+  try {
+    return { ok: true, server: await startRedis() };
+  } catch (err) {
+    const reason = err.code === 'ENOENT' ? 'redis-server is not installed (not found on PATH)' : err.message;
+    return { ok: false, reason };
   }
-  removeTmpDirs();
-  return result;
 }
 
 // ---------------------------------------------------------------------------
@@ -215,25 +63,10 @@ async function startLocalRedis() {
 const state = { server: null, store: null, localRedis: null };
 let shuttingDown = false;
 
-// A last resort if the process ends some other way (an uncaught error, a
-// second Ctrl-C): never leave a redis-server we started running.
-process.on('exit', () => {
-  for (const child of launched.keys()) {
-    if (child.exitCode === null && child.signalCode === null) {
-      try {
-        process.kill(child.pid, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }
-  }
-  removeTmpDirs();
-});
-
 async function shutdown(signal) {
   if (shuttingDown) {
     say(`${signal} again: exiting now`);
-    process.exit(1); // the 'exit' hook still kills the redis-server
+    process.exit(1); // test-support's 'exit' hook still kills the redis-server
   }
   shuttingDown = true;
   say(`${signal}: shutting down`);
@@ -250,10 +83,12 @@ async function shutdown(signal) {
       });
     }
     if (store) await store.close();
-    // The demo's redis-server, and any still starting when the signal came.
-    await Promise.all([...launched].map(([child, exited]) => stopChild(child, exited)));
-    removeTmpDirs();
-    if (localRedis) say(`stopped the local redis-server (pid ${localRedis.pid})`);
+    // One still starting when the signal came is killed by test-support's 'exit' hook.
+    if (localRedis) {
+      const { pid } = localRedis;
+      await localRedis.stop();
+      say(`stopped the local redis-server (pid ${pid})`);
+    }
   } catch (err) {
     console.error('[example] error during shutdown:', err);
     process.exit(1);
@@ -278,11 +113,12 @@ async function main() {
     const started = await startLocalRedis();
     if (shuttingDown) return;
     if (started.ok) {
-      state.localRedis = started;
+      const redis = started.server;
+      state.localRedis = redis;
       say('REDIS_URL is not set: started a local throwaway redis-server for this demo');
-      say(`  local redis-server pid ${started.pid} on ${started.url} (no persistence; stopped when this server exits)`);
+      say(`  local redis-server pid ${redis.pid} on ${redis.url} (no persistence; stopped when this server exits)`);
       say('  this is for the demo only: production needs TLS, REDIS_URL=rediss://... (plain redis:// is refused unless allowed)');
-      state.store = new RedisStore({ url: started.url, allowPlaintext: true });
+      state.store = new RedisStore({ url: redis.url, allowPlaintext: true });
     } else {
       say(`REDIS_URL is not set and no local redis-server could be started: ${started.reason}`);
       say(`  to demo against a real Redis, install redis-server: ${INSTALL_HINT}`);
@@ -306,7 +142,7 @@ async function main() {
     const hint = err.code === 'EADDRINUSE' ? ' (set PORT to another port)' : '';
     console.error(`[example] cannot listen on ${HOST}:${port}: ${err.message}${hint}`);
     await state.store.close();
-    await Promise.all([...launched].map(([child, exited]) => stopChild(child, exited)));
+    if (state.localRedis) await state.localRedis.stop();
     process.exit(1);
   }
   if (shuttingDown) return;

@@ -14,7 +14,7 @@
 'use strict';
 
 const { parseArgs } = require('node:util');
-const { startRedis } = require('../__test__/support/redis-server');
+const { startRedis, pollUntil, delay, conversation } = require('../test-support');
 const { RedisStore, isRedisError } = require('..');
 
 const { values: args } = parseArgs({
@@ -73,13 +73,11 @@ async function main() {
           const v = ++version;
           const issuedAt = ++clock;
           try {
-            await store.set(id, {
-              externalId: id,
-              userId: `user-${v % 20}`,
+            await store.set(id, conversation(id, `user-${v % 20}`, {
               updatedAt: new Date().toISOString(),
               version: v,
               history: [{ role: 'user', content: 'x'.repeat(200) }],
-            });
+            }));
           } finally {
             noteSettled(id, v, ++clock);
           }
@@ -94,7 +92,7 @@ async function main() {
         failures.set(err.code, (failures.get(err.code) ?? 0) + 1);
         if (!isRedisError(err)) notRedisErrors.push(err);
         // As a server would: the next request comes later, not in a hot loop.
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        await delay(5);
       }
     }
   }
@@ -113,15 +111,16 @@ async function main() {
   }, 1000);
 
   for (let i = 0; i < RESTARTS; i += 1) {
-    await new Promise((resolve) => setTimeout(resolve, DURATION_MS / (RESTARTS + 1)));
+    // The workload's own schedule: run a while, then take the server away for a moment.
+    await delay(DURATION_MS / (RESTARTS + 1));
     await server.kill();
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await delay(300);
     const restartedAt = Date.now();
     await server.restart();
-    while (store.status !== 'ready') await new Promise((resolve) => setTimeout(resolve, 10));
+    await pollUntil(() => store.status === 'ready', { timeoutMs: 30_000, intervalMs: 10, what: 'the store to reconnect' });
     recoveries.push(Date.now() - restartedAt);
   }
-  await new Promise((resolve) => setTimeout(resolve, Math.max(0, started + DURATION_MS - Date.now())));
+  await delay(Math.max(0, started + DURATION_MS - Date.now()));
   running = false;
   await Promise.all(workers);
   clearInterval(sampler);

@@ -6,6 +6,8 @@
 
 const crypto = require('node:crypto');
 
+const { seededRandom } = require('../../test-support');
+
 /** Record sizes the bench knows, by name. */
 const SIZES = {
   '4k': { name: '4k', bytes: 4 * 1024, messages: 20 },
@@ -32,18 +34,6 @@ const MODELS = ['gpt-4o', 'claude-3-5-sonnet', 'llama-3.1-70b'];
 const BASE_TIME_MS = Date.parse('2024-05-01T12:00:00.000Z');
 /** A user turn gets this share of an exchange's text; the assistant the rest. */
 const USER_SHARE = 0.25;
-
-/** mulberry32: a small seeded PRNG. */
-function seededRandom(seed) {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A UUID v4 drawn from the seeded PRNG (stable across runs). */
 function seededUuid(rand) {
@@ -140,4 +130,4 @@ function pick(record, fields) {
   return out;
 }
 
-module.exports = { useAsciiText, SIZES, makeConversation, makeConversations, freshId, pick, seededRandom, seededUuid };
+module.exports = { useAsciiText, SIZES, makeConversation, makeConversations, freshId, pick, seededUuid };

@@ -1,13 +1,18 @@
 'use strict';
 // The two stores under test, and a plain ioredis client that seeds and checks
-// data off the clock (writing the layout both stores share).
+// data off the clock (writing the layout both stores share, through the
+// test-support key helpers).
 
 const Redis = require('ioredis');
 const { RedisStore } = require('../..');
-const { IoredisConversationStore } = require('../../__test__/support/ioredis-store');
+const {
+  IoredisConversationStore,
+  DEFAULT_TTL_SECONDS,
+  indexTtlSeconds,
+  conversationKey,
+  userIndexKey,
+} = require('../../test-support');
 
-const TTL_SECONDS = 86_400;
-const INDEX_TTL_SECONDS = TTL_SECONDS + 3600;
 const COMMAND_TIMEOUT_MS = 5000;
 const SEED_BATCH = 200;
 
@@ -39,20 +44,17 @@ async function openStores(url) {
   };
 }
 
-const conversationKey = (id) => `conv:${id}`;
-const userIndexKey = (userId) => `user:${userId}:conversations`;
-
 /** Writes entries `{ id, userId, json, score }` as both stores would. */
 async function seed(admin, entries) {
   for (let start = 0; start < entries.length; start += SEED_BATCH) {
     const pipeline = admin.pipeline();
     const touched = new Set();
     for (const { id, userId, json, score } of entries.slice(start, start + SEED_BATCH)) {
-      pipeline.set(conversationKey(id), json, 'EX', TTL_SECONDS);
+      pipeline.set(conversationKey(id), json, 'EX', DEFAULT_TTL_SECONDS);
       pipeline.zadd(userIndexKey(userId), score, id);
       touched.add(userId);
     }
-    for (const userId of touched) pipeline.expire(userIndexKey(userId), INDEX_TTL_SECONDS);
+    for (const userId of touched) pipeline.expire(userIndexKey(userId), indexTtlSeconds(DEFAULT_TTL_SECONDS));
     await execOrThrow(pipeline);
   }
 }
@@ -71,7 +73,7 @@ async function unseed(admin, entries) {
 
 async function countExisting(admin, ids) {
   if (ids.length === 0) return 0;
-  return admin.exists(...ids.map(conversationKey));
+  return admin.exists(...ids.map((id) => conversationKey(id)));
 }
 
 async function execOrThrow(pipeline) {

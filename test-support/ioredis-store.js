@@ -20,13 +20,9 @@
 // The key prefix is ioredis's own `keyPrefix` client option, as in the
 // original: `new Redis(url, { keyPrefix: 'app:' })`.
 
-const DEFAULT_TTL_SECONDS = 86400;
-/** The user index outlives its newest record by an hour. */
-const INDEX_TTL_BUFFER_SECONDS = 3600;
-const LIST_LIMIT = 50;
+const { DEFAULT_TTL_SECONDS, indexTtlSeconds, conversationKey, userIndexKey } = require('./layout');
 
-const conversationKey = (id) => `conv:${id}`;
-const userIndexKey = (userId) => `user:${userId}:conversations`;
+const LIST_LIMIT = 50;
 
 class IoredisConversationStore {
   /**
@@ -59,7 +55,7 @@ class IoredisConversationStore {
     const pipeline = this.redis.pipeline();
     pipeline.set(conversationKey(id), JSON.stringify(rest), 'EX', this.ttlSeconds);
     pipeline.zadd(indexKey, Date.parse(conversation.updatedAt), id);
-    pipeline.expire(indexKey, this.ttlSeconds + INDEX_TTL_BUFFER_SECONDS);
+    pipeline.expire(indexKey, indexTtlSeconds(this.ttlSeconds));
     const results = await pipeline.exec();
     if (results) {
       for (const [err] of results) {
@@ -91,7 +87,7 @@ class IoredisConversationStore {
       userIndexKey(userId), '+inf', '-inf', 'LIMIT', 0, LIST_LIMIT,
     );
     if (ids.length === 0) return [];
-    const raws = await this.redis.mget(ids.map(conversationKey));
+    const raws = await this.redis.mget(ids.map((id) => conversationKey(id)));
     const conversations = [];
     for (const raw of raws) {
       if (raw !== null) conversations.push(this._deserialize(raw));

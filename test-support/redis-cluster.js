@@ -9,7 +9,7 @@
 // on every node, all 16384 slots served, every replica in sync with its
 // primary) when startCluster() resolves.
 //
-//   const { startCluster } = require('./support/redis-cluster');
+//   const { startCluster } = require('../test-support');
 //   const cluster = await startCluster({ tls: true });
 //   new Redis.Cluster([{ host: '127.0.0.1', port: cluster.nodes[0].port }],
 //     { redisOptions: { tls: { ca: cluster.tls.ca } } });
@@ -30,7 +30,7 @@
 //   command(handle, ...args) / commands(handle, [...], [...]) — one-shot RESP, TLS/auth handled
 //   stop()
 //
-// Besides the flags of the brief, every node gets:
+// Besides the cluster flags, every node gets:
 //   --cluster-port <free port>        the bus port is chosen explicitly (the
 //                                     default, port + 10000, may be taken or > 65535)
 //   --repl-diskless-sync-delay 0      replicas sync at once instead of after 5 s
@@ -41,127 +41,17 @@
 //                                     always demands a client certificate, and the
 //                                     server certificate is serverAuth only
 
-const net = require('node:net');
-const tlsModule = require('node:tls');
 const { execFile } = require('node:child_process');
 
-const { startRedis, freePort, generateCerts } = require('./redis-server');
+const { LOOPBACK: HOST, freePort } = require('./ports');
+const { pollUntil } = require('./poll');
+const { sendCommands } = require('./resp');
+const { startRedis, generateCerts } = require('./redis-server');
 
-const HOST = '127.0.0.1';
 const TOTAL_SLOTS = 16384;
-const FORBIDDEN_PORT = 6379;
 const FORM_TIMEOUT_MS = 20_000;
 const POLL_INTERVAL_MS = 100;
-const COMMAND_TIMEOUT_MS = 2_000;
 const START_ATTEMPTS = 5;
-
-function delay(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-// ---------------------------------------------------------------------------
-// A minimal one-shot RESP client (no reconnects, no client library noise)
-// ---------------------------------------------------------------------------
-
-function encodeCommand(args) {
-  const parts = [`*${args.length}\r\n`];
-  for (const arg of args) {
-    const s = String(arg);
-    parts.push(`$${Buffer.byteLength(s)}\r\n${s}\r\n`);
-  }
-  return parts.join('');
-}
-
-/**
- * Parses one RESP2 reply from `buf` at `offset`; returns { value, offset } or
- * null when the reply is incomplete. Error replies become Error values.
- */
-function parseReply(buf, offset) {
-  if (offset >= buf.length) return null;
-  const lineEnd = buf.indexOf('\r\n', offset);
-  if (lineEnd === -1) return null;
-  const type = String.fromCharCode(buf[offset]);
-  const line = buf.toString('utf8', offset + 1, lineEnd);
-  const next = lineEnd + 2;
-  switch (type) {
-    case '+':
-      return { value: line, offset: next };
-    case '-':
-      return { value: Object.assign(new Error(line), { redisError: true }), offset: next };
-    case ':':
-      return { value: Number(line), offset: next };
-    case '$': {
-      const len = Number(line);
-      if (len < 0) return { value: null, offset: next };
-      if (buf.length < next + len + 2) return null;
-      return { value: buf.toString('utf8', next, next + len), offset: next + len + 2 };
-    }
-    case '*': {
-      const count = Number(line);
-      if (count < 0) return { value: null, offset: next };
-      const items = [];
-      let at = next;
-      for (let i = 0; i < count; i++) {
-        const item = parseReply(buf, at);
-        if (!item) return null;
-        items.push(item.value);
-        at = item.offset;
-      }
-      return { value: items, offset: at };
-    }
-    default:
-      throw new Error(`unexpected RESP type byte ${JSON.stringify(type)}`);
-  }
-}
-
-/**
- * Sends `commands` (arrays of arguments) pipelined over one fresh connection
- * to 127.0.0.1:`port` and resolves their replies (error replies as Error
- * values). Rejects on connection failure or after `timeoutMs`.
- */
-function sendCommands({ port, tls, password }, commands, timeoutMs = COMMAND_TIMEOUT_MS) {
-  return new Promise((resolve, reject) => {
-    const all = password ? [['AUTH', password], ...commands] : commands;
-    let buf = Buffer.alloc(0);
-    let offset = 0;
-    const replies = [];
-    let settled = false;
-    const sock = tls
-      ? tlsModule.connect({ host: HOST, port, ca: tls.ca, cert: tls.clientCert, key: tls.clientKey })
-      : net.connect({ host: HOST, port });
-    const timer = setTimeout(() => finish(new Error(`no reply from 127.0.0.1:${port} within ${timeoutMs} ms`)), timeoutMs);
-    function finish(err, value) {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      sock.destroy();
-      if (err) reject(err);
-      else resolve(value);
-    }
-    sock.once(tls ? 'secureConnect' : 'connect', () => sock.write(all.map(encodeCommand).join('')));
-    sock.on('data', (chunk) => {
-      buf = Buffer.concat([buf, chunk]);
-      try {
-        for (;;) {
-          const reply = parseReply(buf, offset);
-          if (!reply) break;
-          replies.push(reply.value);
-          offset = reply.offset;
-        }
-      } catch (err) {
-        return finish(err);
-      }
-      if (replies.length === all.length) {
-        if (password && replies[0] instanceof Error) {
-          return finish(new Error(`AUTH on 127.0.0.1:${port} failed: ${replies[0].message}`));
-        }
-        finish(null, password ? replies.slice(1) : replies);
-      }
-    });
-    sock.on('error', (err) => finish(err));
-    sock.on('close', () => finish(new Error(`connection to 127.0.0.1:${port} closed before all replies`)));
-  });
-}
 
 // ---------------------------------------------------------------------------
 // Parsing CLUSTER INFO / CLUSTER NODES
@@ -271,7 +161,8 @@ class RedisCluster {
    * @param {...Array<string|number>} commands e.g. command(node, ['CLUSTER', 'INFO'])
    */
   commands(handle, ...commands) {
-    return sendCommands({ port: handle.port, tls: this._tlsMaterial, password: this._password }, commands);
+    const auth = this._password ? [this._password] : null;
+    return sendCommands({ port: handle.port, tls: this._tlsMaterial, auth }, commands);
   }
 
   /** One command to one node; rejects on an error reply. */
@@ -402,36 +293,29 @@ class RedisCluster {
   async waitForState(predicate = 'ok', timeoutMs = FORM_TIMEOUT_MS) {
     const test = predicate === 'ok' ? (s) => this.isOk(s) : predicate;
     if (typeof test !== 'function') throw new TypeError(`waitForState: predicate must be 'ok' or a function`);
-    const deadline = Date.now() + timeoutMs;
     let snap;
-    for (;;) {
+    const summary = () => snap.live
+      .map((n) => (n.info
+        ? `${n.port}: ${n.info.cluster_state} assigned=${n.info.cluster_slots_assigned} ok=${n.info.cluster_slots_ok} known=${n.info.cluster_known_nodes}`
+        : `${n.port}: ${n.error && n.error.message}`))
+      .join('; ');
+    await pollUntil(async () => {
       snap = await this.snapshot();
-      if (await test(snap)) return snap;
-      if (Date.now() >= deadline) {
-        const summary = snap.live
-          .map((n) => (n.info
-            ? `${n.port}: ${n.info.cluster_state} assigned=${n.info.cluster_slots_assigned} ok=${n.info.cluster_slots_ok} known=${n.info.cluster_known_nodes}`
-            : `${n.port}: ${n.error && n.error.message}`))
-          .join('; ');
-        throw new Error(`cluster did not reach the expected state within ${timeoutMs} ms (${summary})`);
-      }
-      await delay(POLL_INTERVAL_MS);
-    }
+      return test(snap);
+    }, { timeoutMs, intervalMs: POLL_INTERVAL_MS, what: () => `the expected cluster state (${summary()})` });
+    return snap;
   }
 
   /** Resolves once every replica reports master_link_status:up (its initial sync is done). */
   async waitForReplicasInSync(timeoutMs = FORM_TIMEOUT_MS) {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
+    await pollUntil(async () => {
       const nodes = await this.clusterNodes();
       const replicas = nodes.filter((n) => n.flags.includes('slave') && !isFailed(n) && n.handle && n.handle.alive);
       const states = await Promise.all(
         replicas.map((r) => this.command(r.handle, 'INFO', 'replication').then(parseInfo, () => ({}))),
       );
-      if (states.every((s) => s.master_link_status === 'up')) return;
-      if (Date.now() >= deadline) throw new Error(`replicas not in sync after ${timeoutMs} ms`);
-      await delay(POLL_INTERVAL_MS);
-    }
+      return states.every((s) => s.master_link_status === 'up');
+    }, { timeoutMs, intervalMs: POLL_INTERVAL_MS, what: 'every replica to be in sync' });
   }
 
   /**
@@ -499,15 +383,11 @@ class RedisCluster {
 // Starting a cluster
 // ---------------------------------------------------------------------------
 
-/** A free port that is not 6379 and not in `taken`. */
+/** A free port that no other node of this cluster has picked yet. */
 async function freshPort(taken) {
-  for (;;) {
-    const port = await freePort();
-    if (port !== FORBIDDEN_PORT && !taken.has(port)) {
-      taken.add(port);
-      return port;
-    }
-  }
+  const port = await freePort({ avoid: taken });
+  taken.add(port);
+  return port;
 }
 
 async function startNode({ tls, certs, password }, taken) {

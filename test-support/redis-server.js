@@ -8,7 +8,7 @@
 // process exits, so a crashing or forgetful test never leaks a server; the
 // temporary directories are removed at exit too (best effort).
 //
-//   const { startRedis } = require('./support/redis-server');
+//   const { startRedis } = require('../test-support');
 //   const server = await startRedis({ password: 'pw', tls: true });
 //   new Redis(server.url, { tls: { ca: server.tls.ca } });
 //   await server.stop();
@@ -16,14 +16,12 @@
 const { spawn, execFile, execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const net = require('node:net');
 const os = require('node:os');
 const path = require('node:path');
-const tlsModule = require('node:tls');
 
-const HOST = '127.0.0.1';
-/** The developer's own Redis lives here: never hand it out. */
-const FORBIDDEN_PORT = 6379;
+const { LOOPBACK: HOST, FORBIDDEN_PORT, freePort, reservedPorts } = require('./ports');
+const { delay } = require('./poll');
+const { serverPid } = require('./resp');
 
 const READY_TIMEOUT_MS = 10_000;
 const POLL_INTERVAL_MS = 25;
@@ -41,8 +39,6 @@ const LOG_TAIL_LINES = 30;
 const children = new Set();
 /** Temporary directories created by this module. */
 const tmpDirs = new Set();
-/** Ports owned by a handle (running or stopped, since restart() reuses them). */
-const reservedPorts = new Set();
 
 function killAllChildren() {
   for (const child of children) {
@@ -95,48 +91,12 @@ function makeTmpDir(prefix) {
   return dir;
 }
 
-/** A promise that resolves after `ms` (used only as a poll interval, never as synchronisation). */
-function delay(ms) {
-  return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** Encodes a command as a RESP array of bulk strings. */
-function encodeCommand(...args) {
-  let out = `*${args.length}\r\n`;
-  for (const arg of args) {
-    const s = String(arg);
-    out += `$${Buffer.byteLength(s)}\r\n${s}\r\n`;
-  }
-  return out;
-}
-
 function readLogTail(logPath, fromOffset = 0) {
   try {
     const text = fs.readFileSync(logPath, 'utf8').slice(fromOffset);
     return text.trimEnd().split('\n').slice(-LOG_TAIL_LINES).join('\n');
   } catch {
     return '(no log)';
-  }
-}
-
-/**
- * Resolves a port that was free on 127.0.0.1 a moment ago: binds port 0,
- * reads the port the kernel chose, closes. Never 6379, never a port already
- * owned by a server handle of this module.
- * @returns {Promise<number>}
- */
-async function freePort() {
-  for (;;) {
-    const port = await new Promise((resolve, reject) => {
-      const srv = net.createServer();
-      srv.unref();
-      srv.once('error', reject);
-      srv.listen(0, HOST, () => {
-        const { port: chosen } = srv.address();
-        srv.close(() => resolve(chosen));
-      });
-    });
-    if (port !== FORBIDDEN_PORT && !reservedPorts.has(port)) return port;
   }
 }
 
@@ -276,51 +236,6 @@ function generateCerts(dir = makeTmpDir('rcs-tls-')) {
     clientCert: client.cert,
     clientKey: client.key,
   };
-}
-
-// ---------------------------------------------------------------------------
-// Readiness probe
-// ---------------------------------------------------------------------------
-
-/**
- * One attempt: connect (TLS with the client cert when the server uses TLS),
- * authenticate if needed, send INFO server, and resolve the `process_id` the
- * server reports, or null on any failure (refused, error reply, timeout).
- * Checking the pid, not just a PONG, proves the answer comes from *our*
- * child and not from some other server that grabbed the port.
- */
-function probeOnce({ port, tls, auth }, timeoutMs) {
-  return new Promise((resolve) => {
-    let buffer = '';
-    let settled = false;
-    const sock = tls
-      ? tlsModule.connect({ host: HOST, port, ca: tls.ca, cert: tls.clientCert, key: tls.clientKey })
-      : net.connect({ host: HOST, port });
-    const timer = setTimeout(() => finish(null), timeoutMs);
-    function finish(value) {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      sock.destroy();
-      resolve(value);
-    }
-    sock.setEncoding('utf8');
-    sock.once(tls ? 'secureConnect' : 'connect', () => {
-      let payload = '';
-      if (auth) payload += encodeCommand('AUTH', ...auth);
-      payload += encodeCommand('INFO', 'server');
-      sock.write(payload);
-    });
-    sock.on('data', (chunk) => {
-      buffer += chunk;
-      // An error reply to AUTH or INFO (WRONGPASS, NOAUTH, LOADING, ...).
-      if (/^(\+OK\r\n)?-/.test(buffer)) return finish(null);
-      const match = /process_id:(\d+)\r\n/.exec(buffer);
-      if (match) finish(Number(match[1]));
-    });
-    sock.on('error', () => finish(null));
-    sock.on('close', () => finish(null));
-  });
 }
 
 // ---------------------------------------------------------------------------
@@ -494,7 +409,8 @@ class RedisServer {
     const probeTarget = { port: this._port, tls: this._tls, auth: this._auth() };
     for (;;) {
       if (spawnError) {
-        throw new Error(`could not spawn redis-server: ${spawnError.message}`);
+        // The code (ENOENT: not installed) lets a caller explain what to do.
+        throw Object.assign(new Error(`could not spawn redis-server: ${spawnError.message}`), { code: spawnError.code });
       }
       if (child.exitCode !== null || child.signalCode !== null) {
         const tail = readLogTail(this.logPath, logOffset);
@@ -511,7 +427,7 @@ class RedisServer {
             `log ${this.logPath}:\n${readLogTail(this.logPath, logOffset)}`,
         ));
       }
-      const pid = await probeOnce(probeTarget, Math.min(1000, remaining));
+      const pid = await serverPid(probeTarget, Math.min(1000, remaining));
       if (pid === child.pid) return;
       if (pid !== null) {
         // Someone else's server answers on "our" port.
@@ -652,4 +568,4 @@ async function startRedis(opts = {}) {
   }
 }
 
-module.exports = { startRedis, freePort, generateCerts, generateCa, RedisServer };
+module.exports = { startRedis, generateCerts, generateCa, RedisServer };
