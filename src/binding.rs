@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Once};
 
-use napi::bindgen_prelude::{FnArgs, Function, PromiseRaw, Utf16String};
+use napi::bindgen_prelude::{FnArgs, Function, Object, PromiseRaw, Utf16String};
 use napi::Env;
 use napi_derive::napi;
 use serde_json::Value;
@@ -16,6 +16,7 @@ use crate::config::{self, CommonOptions, RedisConfig, RedisOptions, StoreEnv};
 use crate::error::{StoreError, StoreResult};
 use crate::logger::Logger;
 use crate::memory_store::MemoryStoreCore;
+use crate::options::{self, Store};
 use crate::record::ListQuery;
 use crate::redis_store::RedisStoreCore;
 use crate::text::utf16_to_utf8;
@@ -141,9 +142,13 @@ pub struct NativeRedisStore {
 
 #[napi]
 impl NativeRedisStore {
-    #[napi(constructor)]
-    pub fn new(env: Env, options: RedisOptions, log: Option<LogCallback<'_>>) -> napi::Result<Self> {
+    #[napi(
+        constructor,
+        ts_args_type = "options: RedisOptions, log?: LogCallback | undefined | null"
+    )]
+    pub fn new(env: Env, options: Object<'_>, log: Option<LogCallback<'_>>) -> napi::Result<Self> {
         ensure_crypto_provider();
+        let options: RedisOptions = options::read_options(&env, Store::Redis, options)?;
         let config = RedisConfig::from_options(options)?;
         let core = RedisStoreCore::start(config, logger_from(log)?)?;
         Ok(NativeRedisStore {
@@ -261,9 +266,13 @@ pub struct NativeMemoryStore {
 
 #[napi]
 impl NativeMemoryStore {
-    #[napi(constructor)]
-    pub fn new(options: Option<CommonOptions>) -> napi::Result<Self> {
-        let policy = options.unwrap_or_default().into_policy()?;
+    #[napi(constructor, ts_args_type = "options?: CommonOptions | undefined | null")]
+    pub fn new(env: Env, options: Option<Object<'_>>) -> napi::Result<Self> {
+        let options: CommonOptions = match options {
+            Some(options) => options::read_options(&env, Store::Memory, options)?,
+            None => CommonOptions::default(),
+        };
+        let policy = options.into_policy()?;
         Ok(NativeMemoryStore {
             core: MemoryStoreCore::new(policy),
             closed: AtomicBool::new(false),

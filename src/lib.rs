@@ -3,7 +3,8 @@
 //! Modules by responsibility: `config` (options and environment), `keys`
 //! (storage layout), `record` and `json_scan` (validating and reading
 //! records), `scripts` and `redis_store` (operations on Redis),
-//! `connection` (lifecycle), `memory_store`, `logger`, `error`, and
+//! `connection` (lifecycle), `memory_store`, `options` (the option table
+//! and the check of unknown options), `logger`, `error`, and
 //! `binding` (the napi classes).
 
 pub mod binding;
@@ -17,6 +18,7 @@ pub mod keys;
 pub mod listing;
 pub mod logger;
 pub mod memory_store;
+pub mod options;
 pub mod record;
 pub mod redis_store;
 pub mod scripts;
