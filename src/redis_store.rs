@@ -1,6 +1,7 @@
-//! The store operations on one Redis server: `set`, `delete` and a sliding
-//! `get` are each one script (one atomic step, one round trip) run through
-//! the supervised [`Link`]; listing is in `listing.rs`. On a cluster the same
+//! The store operations on one Redis server, run through the supervised
+//! [`Link`]: `set` is one MULTI/EXEC transaction (a small script, then SET,
+//! ZADD and EXPIRE), `delete` and a sliding `get` are each one script; each
+//! is one atomic step and one round trip. Listing is in `listing.rs`. On a cluster the same
 //! operations run as ordered single-slot steps (`cluster_store.rs`).
 
 use crate::config::{RecordPolicy, RedisConfig};

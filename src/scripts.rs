@@ -56,7 +56,8 @@ end
 /// MULTI/EXEC: when the stored record belongs to another user, its id leaves
 /// that user's index. The record itself is written by a plain SET after it
 /// in the same transaction, so its bytes never pass through Lua (copying a
-/// 64 KB record into Lua and back made the whole script 30 times slower).
+/// 64 KB record into Lua and back doubled Redis's time per write: 317 µs
+/// against 154 µs).
 const MOVE_OWNER: &str = r#"
 local exists, previous = owner_at(KEYS[1])
 if previous and previous ~= ARGV[2] then
