@@ -96,11 +96,11 @@ export interface RecordSchema<T> {
 export interface TlsOptions {
   /** CA certificate(s), PEM. Default: the system's trusted roots. */
   ca?: string | Buffer | undefined;
-  /** Client certificate, PEM (mutual TLS). Needs `key`. */
+  /** Client certificate, PEM (mutual TLS). Needs `key`. Default: none. */
   cert?: string | Buffer | undefined;
-  /** Client private key, PEM (mutual TLS). Needs `cert`. */
+  /** Client private key, PEM (mutual TLS). Needs `cert`. Default: none. */
   key?: string | Buffer | undefined;
-  /** The name the server certificate must carry, when it differs from the URL's host. */
+  /** The name the server certificate must carry, when it differs from the URL's host. Default: the URL's host. */
   servername?: string | undefined;
 }
 
@@ -155,7 +155,7 @@ export interface RedisStoreOptions<T = StoredConversation> extends MemoryStoreOp
    * Env: `REDIS_CLUSTER=true` (then `REDIS_URL` may list seeds, comma-separated).
    */
   cluster?: boolean | undefined;
-  /** More seed nodes of the cluster, same scheme and credentials as `url`. Needs `cluster: true`. */
+  /** More seed nodes of the cluster, same scheme and credentials as `url`. Needs `cluster: true`. Default `[]`. */
   clusterNodes?: string[] | undefined;
 }
 

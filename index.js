@@ -374,6 +374,10 @@ class MemoryStore extends StoreBase {
   }
 }
 
+// Options only RedisStore takes (from the native option table): the factory
+// drops them when it falls back to MemoryStore, which would refuse them.
+const REDIS_ONLY_OPTIONS = native.storeOptions().filter((option) => option.store === 'redis').map((option) => option.name);
+
 /**
  * The factory: `REDIS_URL` set → a `RedisStore` configured from `REDIS_*`
  * variables; absent → a `MemoryStore`. Malformed values are refused here,
@@ -390,7 +394,8 @@ function createConversationStore(env = process.env, options = {}) {
     return store;
   }
   log('info', '[STORE] REDIS_URL is not set: using MemoryStore (conversations live in this process only)');
-  const { url, ...memoryOptions } = settings;
+  const memoryOptions = { ...settings };
+  for (const name of REDIS_ONLY_OPTIONS) delete memoryOptions[name];
   return new MemoryStore(memoryOptions);
 }
 

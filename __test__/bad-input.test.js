@@ -1,7 +1,7 @@
 'use strict';
 
-// Bad input gets a clear error and writes nothing (contract: "Bad input gets
-// a clear error and writes nothing"; "Bad input and bad configuration are
+// Bad input gets a clear error and writes nothing (docs/contract.md: "Bad
+// input is refused and writes nothing"; "Bad input and bad configuration are
 // never RedisErrors"). Every case runs against both stores; for RedisStore the
 // whole server (which already holds data) is compared before and after.
 // Then: bad configuration is refused at construction, synchronously.

@@ -1,7 +1,8 @@
 'use strict';
 // RedisStore on a real local Redis Cluster (3 primaries, a replica each):
-// keys spread over every primary, the contract's behaviour across slots,
-// failover under a write workload, and a TLS cluster.
+// keys spread over every primary, the contract's behaviour across slots
+// (docs/contract.md, "Redis Cluster"), failover under a write workload, and
+// a TLS cluster.
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');

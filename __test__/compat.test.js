@@ -1,8 +1,8 @@
 'use strict';
 
-// Byte compatibility with the ioredis store (contract: "Storage layout —
-// byte-compatible with the ioredis store, so a deployment can switch over, or
-// run both side by side"). Both stores run on one server, with no key prefix
+// Byte compatibility with the ioredis store (docs/contract.md, "Storage
+// layout": what lands in Redis is byte for byte what the ioredis store wrote,
+// so a deployment can switch over, or run both at once). Both stores run on one server, with no key prefix
 // and with 'app:' (ioredis's keyPrefix client option against our keyPrefix),
 // and each reads what the other wrote.
 

@@ -1,6 +1,6 @@
 'use strict';
 
-// The behaviour promised in the contract (shared/design/contract.md), run
+// The behaviour promised in the contract (docs/contract.md), run
 // against both stores: MemoryStore and RedisStore (on a throwaway
 // redis-server). Each test gets a fresh key space: a new MemoryStore, or a
 // RedisStore with a keyPrefix of its own. Where the Redis layout is part of

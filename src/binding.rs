@@ -8,8 +8,8 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 
-use napi::bindgen_prelude::{FnArgs, FromNapiValue, Function, PromiseRaw, Unknown, Utf16String};
-use napi::{Env, JsValue};
+use napi::bindgen_prelude::{FnArgs, Function, PromiseRaw, Unknown, Utf16String};
+use napi::Env;
 use napi_derive::napi;
 
 use crate::completion::{self, Completer, Counted, JsText, Outcome};
@@ -17,6 +17,7 @@ use crate::config::{self, CommonOptions, RedisConfig, RedisOptions, StoreEnv};
 use crate::error::{napi_failure, JsCode, JsError, StoreError, StoreResult};
 use crate::logger::Logger;
 use crate::memory_store::MemoryStoreCore;
+use crate::options::{self, Store};
 use crate::record::{self, ListQuery};
 use crate::redis_store::RedisStoreCore;
 use crate::text::utf16_to_utf8;
@@ -48,17 +49,8 @@ fn logger_from(log: Option<LogCallback<'_>>) -> napi::Result<Logger, JsCode> {
     Ok(Logger::new(sink))
 }
 
-/// Reads an options object (a `#[napi(object)]` type, `undefined` or `null`
-/// for none). A field of the wrong type is refused with the store's own
-/// error, whose message is napi's conversion message (it names the field).
-fn options_arg<T: FromNapiValue>(value: Unknown<'_>, error: fn(String) -> StoreError) -> StoreResult<Option<T>> {
-    let raw = value.value();
-    // SAFETY: a value of the current call, on the JS thread.
-    unsafe { Option::<T>::from_napi_value(raw.env, raw.value) }.map_err(|err| error(err.reason))
-}
-
 fn list_query(options: Unknown<'_>, default_limit: usize) -> StoreResult<ListQuery> {
-    let options: ListOptions = options_arg(options, StoreError::InvalidArgument)?.unwrap_or_default();
+    let options: ListOptions = options::from_js(options, StoreError::InvalidArgument)?.unwrap_or_default();
     ListQuery::new(options.limit, options.offset, options.fields, default_limit)
 }
 
@@ -136,7 +128,7 @@ impl NativeRedisStore {
         log: Option<LogCallback<'_>>,
     ) -> napi::Result<Self, JsCode> {
         ensure_crypto_provider();
-        let options: RedisOptions = options_arg(options, StoreError::Config)?.unwrap_or_default();
+        let options: RedisOptions = options::read_options(Store::Redis, options)?.unwrap_or_default();
         let config = RedisConfig::from_options(options)?;
         let core = RedisStoreCore::start(config, logger_from(log)?)?;
         Ok(NativeRedisStore {
@@ -263,7 +255,7 @@ impl NativeMemoryStore {
     pub fn new(
         #[napi(ts_arg_type = "CommonOptions | undefined | null")] options: Unknown<'_>,
     ) -> napi::Result<Self, JsCode> {
-        let options: CommonOptions = options_arg(options, StoreError::Config)?.unwrap_or_default();
+        let options: CommonOptions = options::read_options(Store::Memory, options)?.unwrap_or_default();
         let policy = options.into_policy()?;
         Ok(NativeMemoryStore {
             core: MemoryStoreCore::new(policy),
@@ -349,7 +341,7 @@ impl NativeMemoryStore {
 pub fn redis_options_from_env(
     #[napi(ts_arg_type = "StoreEnv")] env: Unknown<'_>,
 ) -> napi::Result<RedisOptions, JsCode> {
-    let env: StoreEnv = options_arg(env, StoreError::Config)?.unwrap_or_default();
+    let env: StoreEnv = options::from_js(env, StoreError::Config)?.unwrap_or_default();
     Ok(config::options_from_env(env)?)
 }
 

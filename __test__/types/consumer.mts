@@ -26,7 +26,7 @@ import {
 // @ts-expect-error the shared base class is not part of the module
 import type { StoreBase } from 'redis-conversation-store';
 
-// --- What the server already has (copied from contract.md, not imported) ---
+// --- What the server already has (as docs/contract.md describes it; not imported) ---
 
 const MessageSchema = z.object({
   role: z.enum(['user', 'assistant', 'system']),
