@@ -4,7 +4,7 @@
 // turns records into JSON text and back (one crossing per record), calls the
 // user's schema and logger, and shapes native errors into JS error classes.
 
-const native = require('./redis-conversation-store.node');
+const native = require('./loader.js').loadBinding();
 
 /** Redis was unreachable, slow, refused TLS or auth, or answered an error. */
 class RedisError extends Error {
