@@ -9,6 +9,7 @@
 //   node scripts/build.js --force         build in any case
 //   node scripts/build.js --glibc-floor   on Linux x64 glibc: the build must be the
 //                                         old-glibc one (what the platform package ships)
+//   node scripts/build.js --debug         a debug build (faster to compile), same file name
 //
 // The output is `redis-conversation-store.<platform>.node` in the package
 // directory (the loader in binding.js tries it before the platform package),
@@ -23,6 +24,7 @@ const { ensureZigToolchain, zigToolchainPresent } = require('./zig-toolchain.js'
 
 const force = process.argv.includes('--force');
 const floorRequired = process.argv.includes('--glibc-floor');
+const debug = process.argv.includes('--debug');
 const platform = hostPlatform();
 const addon = localAddonPath(platform);
 const stampPath = path.join(root, '.addon-build.json');
@@ -62,8 +64,9 @@ if (major < 20) fail(`Node.js 20 or newer is required (this is ${process.version
 // are here, every build on such a machine uses it, so one build serves the
 // tests, the example and the packaging test.
 const floorPossible = platform === 'linux-x64-gnu';
-const useFloor = floorPossible && (floorRequired || zigToolchainPresent());
+const useFloor = floorPossible && (floorRequired || (!debug && zigToolchainPresent()));
 const target = useFloor ? FLOOR_TARGET : 'host';
+const profile = debug ? 'debug' : 'release';
 
 const stamp = readStamp();
 const fresh =
@@ -99,11 +102,11 @@ if (useFloor) {
 // old addon loaded keeps its (unlinked) file instead of seeing it rewritten.
 const staging = fs.mkdtempSync(path.join(root, '.build-'));
 const builtName = `${binaryName}.${platform}.node`;
-const args = [cli, 'build', '--platform', '--release', '--strip', '--output-dir', staging, '--js', 'binding.js', '--dts', 'binding.d.ts', '--no-dts-header'];
+const args = [cli, 'build', '--platform', ...(debug ? [] : ['--release', '--strip']), '--output-dir', staging, '--js', 'binding.js', '--dts', 'binding.d.ts', '--no-dts-header'];
 if (useFloor) args.push('--cross-compile', '--target', FLOOR_TARGET);
 console.error(
   `[redis-conversation-store] building the native addon for ${platform}` +
-    `${useFloor ? ` against glibc ${GLIBC_FLOOR} (cargo zigbuild)` : ''} (release; the first build takes a few minutes)...`,
+    `${useFloor ? ` against glibc ${GLIBC_FLOOR} (cargo zigbuild)` : ''} (${profile}; the first build takes a few minutes)...`,
 );
 let result;
 try {
@@ -111,7 +114,7 @@ try {
   if (result.status === 0) {
     for (const file of ['binding.js', 'binding.d.ts']) fs.renameSync(path.join(staging, file), path.join(root, file));
     fs.renameSync(path.join(staging, builtName), addon);
-    fs.writeFileSync(stampPath, `${JSON.stringify({ platform, target, version: packageJson.version })}\n`);
+    fs.writeFileSync(stampPath, `${JSON.stringify({ platform, target, profile, version: packageJson.version })}\n`);
   }
 } finally {
   fs.rmSync(staging, { recursive: true, force: true });

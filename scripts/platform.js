@@ -16,7 +16,7 @@ function localAddonPath(platform = hostPlatform()) {
 }
 
 /**
- * The oldest glibc the Linux x64 build may need. Built against this symbol
+ * The oldest glibc the Linux glibc builds may need. Built against this symbol
  * set with cargo-zigbuild; checked by __test__/glibc-floor.test.js.
  */
 const GLIBC_FLOOR = '2.17';
