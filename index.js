@@ -5,7 +5,7 @@
 // (one crossing per record), calls the user's schema and logger, and gives
 // native errors (which carry their `code`) their JS error class.
 
-const native = require('./redis-conversation-store.node');
+const native = require('./loader.js').loadBinding();
 
 /** Redis was unreachable, slow, refused TLS or auth, or answered an error. */
 class RedisError extends Error {

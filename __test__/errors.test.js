@@ -12,7 +12,7 @@ const assert = require('node:assert/strict');
 const path = require('node:path');
 
 const store = require('..');
-const native = require('../redis-conversation-store.node');
+const native = require('../loader.js').loadBinding();
 const { startRedis } = require('../test-support');
 
 const { MemoryStore, RedisStore } = store;

@@ -2,7 +2,7 @@
 
 // The options have one source of truth: the native option table
 // (src/options.rs, exported as storeOptions()). Every option in it is
-// declared by the native configuration (native.d.ts, generated from the napi
+// declared by the native configuration (binding.d.ts, generated from the napi
 // structs), declared and documented in index.d.ts with the same default and
 // environment variable, and has a row in the README's options table, and the
 // reverse. Then: an options object with a key the store does not take is
@@ -13,7 +13,7 @@ const assert = require('node:assert/strict');
 const fs = require('node:fs');
 const path = require('node:path');
 
-const native = require('../redis-conversation-store.node');
+const native = require('../loader.js').loadBinding();
 const { RedisStore, MemoryStore, createConversationStore, isRedisError } = require('..');
 
 const root = path.resolve(__dirname, '..');
@@ -102,9 +102,9 @@ describe('one source of truth for the options', () => {
     }
   });
 
-  it('matches the native configuration (native.d.ts, generated from the napi structs)', () => {
-    const source = read('native.d.ts');
-    const nativeNames = (name) => [...members(interfaceBody(source, name, 'native.d.ts')).keys()].sort();
+  it('matches the native configuration (binding.d.ts, generated from the napi structs)', () => {
+    const source = read('binding.d.ts');
+    const nativeNames = (name) => [...members(interfaceBody(source, name, 'binding.d.ts')).keys()].sort();
     const reachesNative = topLevel.filter((row) => !row.jsOnly);
     const problems = [
       ...differences(names(reachesNative), nativeNames('RedisOptions'), 'the option table', 'native RedisOptions'),

@@ -182,7 +182,7 @@ async function redisVersion(admin) {
 /** Which build was measured: the addon's hash and time, and the git state of the sources. */
 function buildIdentity() {
   const root = path.join(__dirname, '..');
-  const addon = path.join(root, 'redis-conversation-store.node');
+  const addon = require('../scripts/platform.js').localAddonPath();
   const git = (args) => spawnSync('git', args, { cwd: root, encoding: 'utf8' }).stdout?.trim() ?? '';
   return {
     addonSha256: crypto.createHash('sha256').update(fs.readFileSync(addon)).digest('hex').slice(0, 16),

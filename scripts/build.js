@@ -1,16 +1,35 @@
 #!/usr/bin/env node
-// Builds the native addon from source when it is missing or older than its
-// sources (npm install, npm test, npm run example all call this). It checks
-// the prerequisites first and names any that is missing, with how to get it.
+// Builds the native addon from source, for contributors (npm test, npm run
+// example, npm run bench all call this; users install a prebuilt platform
+// package instead). It builds only when the addon for this machine is missing
+// or older than its sources, and checks the prerequisites first, naming any
+// that is missing and how to get it.
+//
+//   node scripts/build.js                 build if missing or stale
+//   node scripts/build.js --force         build in any case
+//   node scripts/build.js --glibc-floor   on Linux x64 glibc: the build must be the
+//                                         old-glibc one (what the platform package ships)
+//   node scripts/build.js --debug         a debug build (faster to compile), same file name
+//
+// The output is `redis-conversation-store.<platform>.node` in the package
+// directory (the loader in binding.js tries it before the platform package),
+// plus the regenerated binding.js / binding.d.ts.
 'use strict';
 
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const path = require('node:path');
+const { root, packageJson, binaryName, hostPlatform, localAddonPath, GLIBC_FLOOR } = require('./platform.js');
+const { ensureZigToolchain, zigToolchainPresent } = require('./zig-toolchain.js');
 
-const root = path.resolve(__dirname, '..');
-const addon = path.join(root, 'redis-conversation-store.node');
 const force = process.argv.includes('--force');
+const floorRequired = process.argv.includes('--glibc-floor');
+const debug = process.argv.includes('--debug');
+const platform = hostPlatform();
+const addon = localAddonPath(platform);
+const stampPath = path.join(root, '.addon-build.json');
+/** cargo-zigbuild reads the suffix as the glibc version to link against. */
+const FLOOR_TARGET = `x86_64-unknown-linux-gnu.${GLIBC_FLOOR}`;
 
 function fail(message) {
   console.error(`\n[redis-conversation-store] ${message}\n`);
@@ -30,43 +49,73 @@ function newestSource() {
   return Math.max(...files.filter((f) => fs.existsSync(f)).map((f) => fs.statSync(f).mtimeMs));
 }
 
+function readStamp() {
+  try {
+    return JSON.parse(fs.readFileSync(stampPath, 'utf8'));
+  } catch {
+    return {};
+  }
+}
+
 const [major] = process.versions.node.split('.').map(Number);
 if (major < 20) fail(`Node.js 20 or newer is required (this is ${process.version}). Install it from https://nodejs.org or with nvm: nvm install 20`);
 
-if (!force && fs.existsSync(addon) && fs.statSync(addon).mtimeMs >= newestSource()) {
-  process.exit(0);
-}
+const floorPossible = platform === 'linux-x64-gnu';
+const stamp = readStamp();
+const fresh =
+  fs.existsSync(addon) &&
+  fs.statSync(addon).mtimeMs >= newestSource() &&
+  stamp.version === packageJson.version &&
+  (!floorRequired || !floorPossible || stamp.target === FLOOR_TARGET);
+if (!force && fresh) process.exit(0);
+
+// The old-glibc build is what the linux-x64-gnu package ships; once its tools
+// are here, every build on such a machine uses it, so one build serves the
+// tests, the example and the packaging test.
+const useFloor = floorPossible && (floorRequired || (!debug && zigToolchainPresent()));
+const target = useFloor ? FLOOR_TARGET : 'host';
+const profile = debug ? 'debug' : 'release';
 
 if (!has('cargo')) {
   fail(
-    'The Rust toolchain (cargo) is required to build the native addon and was not found.\n' +
-      "Install it with: curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y && . \"$HOME/.cargo/env\"",
+    'The Rust toolchain (cargo) is required to build the native addon from source and was not found.\n' +
+      "Install it with: curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh -s -- -y && . \"$HOME/.cargo/env\"\n" +
+      `(To use the package without building it, install it from npm: it ships a prebuilt addon for ${platform} if one is published.)`,
   );
 }
-if (!has('cc') && !has('gcc')) {
+if (process.platform !== 'win32' && !has('cc') && !has('gcc')) {
   fail('A C compiler/linker is required by the Rust build. On Debian: sudo apt-get install -y build-essential');
 }
-
 const cli = path.join(root, 'node_modules', '@napi-rs', 'cli', 'dist', 'cli.js');
-// Build next to the addon and rename into place: a process that has the old
-// addon loaded keeps its (unlinked) file instead of seeing it rewritten.
+if (!fs.existsSync(cli)) fail('@napi-rs/cli is missing: run `npm install` in this directory first.');
+
+let env = process.env;
+if (useFloor) {
+  try {
+    env = ensureZigToolchain();
+  } catch (error) {
+    fail(`${error.message}\n(The build that runs on glibc ${GLIBC_FLOOR}+ needs it; without --glibc-floor a plain build is made.)`);
+  }
+}
+
+// Build into a staging directory and rename into place: a process that has the
+// old addon loaded keeps its (unlinked) file instead of seeing it rewritten.
 const staging = fs.mkdtempSync(path.join(root, '.build-'));
-console.error('[redis-conversation-store] building the native addon (cargo build --release; the first build takes a few minutes)...');
+const builtName = `${binaryName}.${platform}.node`;
+const args = [cli, 'build', '--platform', ...(debug ? [] : ['--release', '--strip']), '--output-dir', staging, '--js', 'binding.js', '--dts', 'binding.d.ts', '--no-dts-header'];
+if (useFloor) args.push('--cross-compile', '--target', FLOOR_TARGET);
+console.error(
+  `[redis-conversation-store] building the native addon for ${platform}` +
+    `${useFloor ? ` against glibc ${GLIBC_FLOOR} (cargo zigbuild)` : ''} (${profile}; the first build takes a few minutes)...`,
+);
 let result;
 try {
-  if (fs.existsSync(cli)) {
-    const args = [cli, 'build', '--release', '--output-dir', staging, '--dts', 'native.d.ts', '--no-dts-header'];
-    result = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
-    if (result.status === 0) fs.renameSync(path.join(staging, 'native.d.ts'), path.join(root, 'native.d.ts'));
-  } else {
-    // Installed as a dependency: no dev tools, so call cargo and copy the library.
-    result = spawnSync('cargo', ['build', '--release', '--lib'], { cwd: root, stdio: 'inherit' });
-    if (result.status === 0) {
-      const targetDir = process.env.CARGO_TARGET_DIR || path.join(root, 'target');
-      fs.copyFileSync(path.join(targetDir, 'release', 'libredis_conversation_store.so'), path.join(staging, path.basename(addon)));
-    }
+  result = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit', env });
+  if (result.status === 0) {
+    for (const file of ['binding.js', 'binding.d.ts']) fs.renameSync(path.join(staging, file), path.join(root, file));
+    fs.renameSync(path.join(staging, builtName), addon);
+    fs.writeFileSync(stampPath, `${JSON.stringify({ platform, target, profile, version: packageJson.version })}\n`);
   }
-  if (result.status === 0) fs.renameSync(path.join(staging, path.basename(addon)), addon);
 } finally {
   fs.rmSync(staging, { recursive: true, force: true });
 }

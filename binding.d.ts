@@ -1,0 +1,179 @@
+
+/**
+ * Which binding artifact the generated loader actually loaded: `'native'` for
+ * a native addon, otherwise the `platformArchABI` of the WASI flavor. Every
+ * flavor napi-rs can build is listed, because `NAPI_RS_NATIVE_LIBRARY_PATH`
+ * can point the loader at a WASI artifact this package does not build itself.
+ */
+export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
+
+/** The native half of `MemoryStore`: synchronous, `index.js` makes it async. */
+export declare class NativeMemoryStore {
+  constructor(options: CommonOptions | undefined | null)
+  get status(): string
+  close(): void
+  /** Nothing to measure in memory: 0, or STORE_CLOSED after close(). */
+  ping(): number
+  get excludedFields(): Array<string>
+  get(id: string): string | null
+  set(id: string, json: string): void
+  delete(id: string): void
+  listByUser(userId: string, options: ListOptions | undefined | null): string
+  listByUserPairs(userId: string, options: ListOptions | undefined | null): Array<string>
+}
+
+/**
+ * The native half of `RedisStore` (see index.js for the public class).
+ * Each operation returns a promise settled through the store's one
+ * [`Completer`]; arguments are checked on tokio, so a bad one rejects.
+ */
+export declare class NativeRedisStore {
+  constructor(options: RedisOptions, log?: LogCallback | undefined | null)
+  get status(): string
+  get excludedFields(): Array<string>
+  get redactedUrl(): string
+  get(id: string): Promise<string | null>
+  /**
+   * `json` is read as UTF-16 (a copy for V8) and turned into UTF-8 on
+   * tokio, off the JS thread.
+   */
+  set(id: string, json: string): Promise<void>
+  delete(id: string): Promise<void>
+  /**
+   * The page as one JSON array text: one string and one `JSON.parse` on
+   * the main thread, however many records.
+   */
+  listByUser(userId: string, options: ListOptions | undefined | null): Promise<string>
+  /**
+   * The page as `id, json, id, json, ...`, for when the array text does not
+   * parse (a corrupt record) and each record must be read on its own.
+   */
+  listByUserPairs(userId: string, options: ListOptions | undefined | null): Promise<Array<string>>
+  ping(): Promise<number>
+  close(): void
+  /**
+   * @internal Rejects with `StoreError::samples()[index]` through the
+   * store's completer (the asynchronous path of `__test__/errors.test.js`).
+   */
+  _rejectWithSample(index: number): Promise<void>
+}
+
+/** @internal Every `StoreError` variant with its code and JS class. */
+export declare function _errorSamples(): Array<ErrorSample>
+
+/** @internal Counts across every environment (main thread and workers). */
+export declare function _liveCounts(): LiveCounts
+
+/**
+ * @internal Throws `StoreError::samples()[index]` (the synchronous path of
+ * `__test__/errors.test.js`).
+ */
+export declare function _throwErrorSample(index: number): void
+
+/** Options shared by both stores. */
+export interface CommonOptions {
+  ttlSeconds?: number
+  listLimit?: number
+  excludeFields?: Array<string>
+  maxRecordBytes?: number
+  slidingExpiry?: boolean
+}
+
+/** One `StoreError` of every variant, as the JS boundary test sees them. */
+export interface ErrorSample {
+  code: string
+  /** The JS class `index.js` must build for `code`. */
+  className: string
+  message: string
+}
+
+/** Paging and shaping of `listByUser`. */
+export interface ListOptions {
+  limit?: number
+  offset?: number
+  fields?: Array<string>
+}
+
+/** What a terminated worker could leak (for `__test__/worker-threads.test.js`). */
+export interface LiveCounts {
+  /** Calls started by any `NativeRedisStore` and not yet settled or abandoned. */
+  calls: number
+  /** `NativeRedisStore`s not yet dropped. */
+  redisStores: number
+}
+
+/** Options of the Redis store (camelCase in JS; see index.d.ts). */
+export interface RedisOptions {
+  url?: string
+  ttlSeconds?: number
+  commandTimeoutMs?: number
+  connectTimeoutMs?: number
+  tls?: TlsOptions
+  allowPlaintext?: boolean
+  keyPrefix?: string
+  listLimit?: number
+  excludeFields?: Array<string>
+  maxRecordBytes?: number
+  slidingExpiry?: boolean
+  reconnectMinDelayMs?: number
+  reconnectMaxDelayMs?: number
+  /** How often an idle connection is checked with a PING. */
+  heartbeatIntervalMs?: number
+  /** Treat `url` as a seed node of a Redis Cluster. */
+  cluster?: boolean
+  /** More seed nodes of the cluster (same scheme and credentials as `url`). */
+  clusterNodes?: Array<string>
+}
+
+/**
+ * Reads `REDIS_*` variables into `RedisStore` options, naming the variable
+ * in any error; `url` is absent when `REDIS_URL` is not set.
+ */
+export declare function redisOptionsFromEnv(env: StoreEnv): RedisOptions
+
+/** The environment variables `createConversationStore` reads. */
+export interface StoreEnv {
+  REDIS_URL?: string
+  REDIS_TTL?: string
+  REDIS_TIMEOUT?: string
+  REDIS_CONNECT_TIMEOUT?: string
+  REDIS_KEY_PREFIX?: string
+  REDIS_ALLOW_PLAINTEXT?: string
+  REDIS_CLUSTER?: string
+}
+
+/** One row of the option table, as `storeOptions()` hands it to JS. */
+export interface StoreOption {
+  name: string
+  /** `both`, or `redis` for an option only `RedisStore` takes. */
+  store: string
+  /** Handled by index.js (never reaches the native store). */
+  jsOnly: boolean
+  /**
+   * As the README's options table states it: code in backticks, or words.
+   * Absent for an option whose fields carry the defaults.
+   */
+  default?: string
+  /** The environment variable `createConversationStore` reads it from. */
+  env?: string
+  /** The keys of a nested options object (`tls`). */
+  fields: Array<StoreOption>
+}
+
+/**
+ * The option table: which store takes each option, its default and its
+ * environment variable.
+ */
+export declare function storeOptions(): Array<StoreOption>
+
+/** TLS material for `rediss://` connections. */
+export interface TlsOptions {
+  /** CA certificate(s), PEM. Default: the system's trusted roots. */
+  ca?: string | Buffer
+  /** Client certificate, PEM (mutual TLS). Needs `key`. */
+  cert?: string | Buffer
+  /** Client private key, PEM (mutual TLS). Needs `cert`. */
+  key?: string | Buffer
+  /** The name the server certificate must carry, when it differs from the URL's host. */
+  servername?: string
+}
