@@ -131,7 +131,11 @@ impl StoreError {
                 use redis::ServerErrorKind as K;
                 return match kind {
                     K::NoPerm => StoreError::Auth(message),
-                    K::BusyLoading | K::TryAgain | K::ClusterDown | K::MasterDown => StoreError::Unavailable(message),
+                    // READONLY: the server was demoted to a replica; the
+                    // link checks (and, with Sentinel, finds the new primary).
+                    K::BusyLoading | K::TryAgain | K::ClusterDown | K::MasterDown | K::ReadOnly => {
+                        StoreError::Unavailable(message)
+                    }
                     _ => StoreError::Reply(message),
                 };
             }
