@@ -80,9 +80,11 @@ class RedisSentinelSet {
   /**
    * Waits until every live sentinel names the same primary, that server says
    * it is a master, every other live data server replicates it with the link
-   * up, and each live sentinel sees the others and the replicas. Resolves the primary.
+   * up, and (unless `quick`) each live sentinel sees the others (which an
+   * election after a primary's death needs; sentinels find each other within
+   * about 2 s) and the replicas. Resolves the primary.
    */
-  async settled({ timeoutMs = 20_000 } = {}) {
+  async settled({ timeoutMs = 20_000, quick = false } = {}) {
     const liveSentinels = () => this.sentinels.filter((s) => s.alive);
     const liveServers = () => this.servers.filter((s) => s.alive);
     return pollUntil(
@@ -104,6 +106,7 @@ class RedisSentinelSet {
         const primary = this.servers.find((s) => s.port === Number([...ports][0]));
         if (!primary?.alive || (await this.role(primary)) !== 'master') return false;
         if (views.some((view) => !/^master$/.test(view.master.flags))) return false;
+        if (quick) return primary;
         const others = liveSentinels().length - 1;
         if (views.some((view) => Number(view.master['num-other-sentinels']) < others)) return false;
         for (const server of liveServers().filter((s) => s !== primary)) {
@@ -150,14 +153,15 @@ class RedisSentinelSet {
 /**
  * Starts a primary, a replica of it, and three sentinels (quorum 2) on free
  * loopback ports, and waits until the set has settled (sentinels see each
- * other and the replica).
+ * other and the replica; with `quick`, only until they name the primary).
  * @param {object} [opts]
+ * @param {boolean} [opts.quick] default false
  * @param {string} [opts.name] the master group name, default 'mymaster'
  * @param {number} [opts.downAfterMs] default 1000
  * @param {number} [opts.failoverTimeoutMs] default 3000
  * @returns {Promise<RedisSentinelSet>}
  */
-async function startSentinels({ name = DEFAULT_NAME, downAfterMs = 1000, failoverTimeoutMs = 3000 } = {}) {
+async function startSentinels({ name = DEFAULT_NAME, downAfterMs = 1000, failoverTimeoutMs = 3000, quick = false } = {}) {
   const started = [];
   try {
     const primary = await startRedis();
@@ -176,7 +180,7 @@ async function startSentinels({ name = DEFAULT_NAME, downAfterMs = 1000, failove
     );
     started.push(...sentinels);
     const set = new RedisSentinelSet(name, [primary, replica], sentinels, { downAfterMs, failoverTimeoutMs });
-    await set.settled();
+    await set.settled({ quick });
     return set;
   } catch (err) {
     await Promise.all(started.map((p) => p.stop()));
