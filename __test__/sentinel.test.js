@@ -92,6 +92,20 @@ describe('RedisStore behind Redis Sentinel', () => {
     }
   });
 
+  it('a write that meets a replica (READONLY) is a STORE_UNAVAILABLE RedisError, which makes the link check the role', async () => {
+    const primary = await set.primary();
+    const replica = set.servers.find((server) => server !== primary && server.alive);
+    const store = new RedisStore({ url: replica.url, allowPlaintext: true, commandTimeoutMs: TIMEOUT_MS, logger: null });
+    stores.push(store);
+    await assert.rejects(store.set('to-replica', conversation('to-replica', 'u1')), (err) => {
+      assert.ok(isRedisError(err), `${err.name}: ${err.message}`);
+      assert.equal(err.code, 'STORE_UNAVAILABLE');
+      assert.match(err.message, /READONLY: the server is a replica now/);
+      return true;
+    });
+    assert.equal(await replica.cli('EXISTS', conversationKey('to-replica')), '0');
+  });
+
   /**
    * Runs writers against `store` while `disrupt()` causes a failover; waits
    * for the promotion and RECOVERY_MS more of load. Returns what it saw.
