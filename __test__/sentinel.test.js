@@ -211,11 +211,17 @@ describe('RedisStore behind Redis Sentinel', () => {
   it('follows the SIGKILL of the primary under a write load, without a restart', async () => {
     await set.settled();
     const capture = captureLogger();
-    const store = open({ logger: capture.logger });
+    // Backoff steps of seconds: only the +switch-master notice, which ends a
+    // backoff early, lets the store move within a second of the promotion.
+    const store = open({ logger: capture.logger, reconnectMinDelayMs: 3000, reconnectMaxDelayMs: 30_000 });
     const seen = await underWriteLoad(store, capture, 'killed', async (primary) => {
       await primary.kill();
     });
     check(seen, 'SIGKILL of the primary');
+    assert.ok(
+      seen.movedAt - seen.promotedAt <= 1000,
+      `the store moved ${seen.movedAt - seen.promotedAt} ms after the promotion, despite a 1.5-3 s backoff step`,
+    );
     assert.ok(
       capture.linesAt('warn').some((line) => /lost the connection/.test(line)),
       'the lost connection is logged',

@@ -5,7 +5,10 @@
 //! watch ends it (so the link asks the sentinels again) when the connection is
 //! lost, when `ROLE` says the server was demoted (checked when a call saw
 //! trouble, such as a `READONLY` reply, and at each heartbeat), or when the
-//! sentinel that named the primary announces `+switch-master`.
+//! sentinel that named the primary announces `+switch-master`. While the link
+//! backs off after a failed attempt, a `+switch-master` (or a sentinel that
+//! already names another primary) ends the backoff, so a long reconnection
+//! delay never holds the store on a dead primary.
 //!
 //! Not redis-rs's `sentinel` module: it checks the role on a throwaway
 //! connection and hands out another, without the push channel the link needs
@@ -41,6 +44,8 @@ pub struct SentinelServer {
     tls: Option<redis::TlsCertificates>,
     /// Which sentinel to ask first: the last that answered.
     first: Mutex<usize>,
+    /// The primary the sentinels last named, reachable or not.
+    last_named: Mutex<Option<(String, u16)>>,
     connect_timeout: Duration,
     heartbeat: Duration,
     logger: Logger,
@@ -79,6 +84,7 @@ impl SentinelServer {
             primary_settings,
             tls: config.tls.as_ref().map(connection::tls_certificates),
             first: Mutex::new(0),
+            last_named: Mutex::new(None),
             connect_timeout: config.connect_timeout,
             heartbeat: config.heartbeat,
             logger,
@@ -91,33 +97,50 @@ impl SentinelServer {
         self.connect_timeout / (self.sentinels.len() as u32 + 1)
     }
 
+    /// What sentinel `index` names as the primary (`None`: it does not know the name).
+    async fn ask(&self, index: usize) -> RedisResult<Option<(String, u16)>> {
+        let asking = async {
+            let mut sentinel = self.sentinels[index]
+                .0
+                .get_multiplexed_async_connection_with_config(&AsyncConnectionConfig::new())
+                .await?;
+            redis::cmd("SENTINEL")
+                .arg("GET-MASTER-ADDR-BY-NAME")
+                .arg(&self.name)
+                .query_async::<Option<(String, u16)>>(&mut sentinel)
+                .await
+        };
+        match tokio::time::timeout(self.per_sentinel_timeout(), asking).await {
+            Ok(answer) => answer,
+            Err(_) => Err(RedisError::from((
+                ErrorKind::Io,
+                "no answer",
+                format!("within {} ms", self.per_sentinel_timeout().as_millis()),
+            ))),
+        }
+    }
+
+    /// The order to ask the sentinels in: the last that answered first.
+    fn order(&self) -> impl Iterator<Item = usize> + '_ {
+        let first = self.first.lock().map_or(0, |first| *first);
+        (0..self.sentinels.len()).map(move |step| (first + step) % self.sentinels.len())
+    }
+
     /// The primary's address by the first sentinel that knows it, with that
     /// sentinel's index; the reasons the others gave, if none does.
     async fn ask_sentinels(&self) -> RedisResult<((String, u16), usize)> {
-        let first = self.first.lock().map_or(0, |first| *first);
         let mut reasons = Vec::new();
-        for step in 0..self.sentinels.len() {
-            let index = (first + step) % self.sentinels.len();
-            let (client, shown) = &self.sentinels[index];
-            let asked = tokio::time::timeout(self.per_sentinel_timeout(), async {
-                let mut sentinel = client
-                    .get_multiplexed_async_connection_with_config(&AsyncConnectionConfig::new())
-                    .await?;
-                redis::cmd("SENTINEL")
-                    .arg("GET-MASTER-ADDR-BY-NAME")
-                    .arg(&self.name)
-                    .query_async::<Option<(String, u16)>>(&mut sentinel)
-                    .await
-            })
-            .await;
-            match asked {
-                Ok(Ok(Some(address))) => return Ok((address, index)),
-                Ok(Ok(None)) => reasons.push(format!("{shown} does not know master {:?}", self.name)),
-                Ok(Err(err)) => reasons.push(format!("{shown}: {err}")),
-                Err(_) => reasons.push(format!(
-                    "{shown}: no answer within {} ms",
-                    self.per_sentinel_timeout().as_millis()
-                )),
+        for index in self.order() {
+            let shown = &self.sentinels[index].1;
+            match self.ask(index).await {
+                Ok(Some(address)) => {
+                    if let Ok(mut named) = self.last_named.lock() {
+                        *named = Some(address.clone());
+                    }
+                    return Ok((address, index));
+                }
+                Ok(None) => reasons.push(format!("{shown} does not know master {:?}", self.name)),
+                Err(err) => reasons.push(format!("{shown}: {err}")),
             }
         }
         Err(RedisError::from((
@@ -166,9 +189,8 @@ impl SentinelServer {
         }
     }
 
-    /// A subscription to `+switch-master` on the sentinel that answered;
-    /// `None` if it cannot be had (the other signs of a failover remain).
-    async fn subscribe(&self, index: usize) -> Option<Subscription> {
+    /// A subscription to `+switch-master` on sentinel `index`.
+    async fn subscribe(&self, index: usize) -> RedisResult<Subscription> {
         let (sender, notices) = mpsc::unbounded_channel();
         let config = AsyncConnectionConfig::new().set_push_sender(sender);
         let subscribing = async {
@@ -180,19 +202,41 @@ impl SentinelServer {
             Ok::<_, RedisError>(sentinel)
         };
         match tokio::time::timeout(self.per_sentinel_timeout(), subscribing).await {
-            Ok(Ok(sentinel)) => Some(Subscription {
+            Ok(Ok(sentinel)) => Ok(Subscription {
                 _connection: sentinel,
                 notices,
             }),
-            Ok(Err(err)) => {
-                self.logger.warn(format!(
-                    "cannot subscribe to {SWITCH_MASTER} on sentinel {}: {err}",
-                    self.sentinels[index].1
-                ));
-                None
-            }
-            Err(_) => None,
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(RedisError::from((ErrorKind::Io, "no answer to SUBSCRIBE"))),
         }
+    }
+
+    /// Resolves once a sentinel names a primary other than the one the last
+    /// attempt was given (announced with `+switch-master`, or already known
+    /// when the subscription starts); never, if no sentinel can be reached.
+    async fn until_switched(&self) {
+        let named_before = self.last_named.lock().ok().and_then(|named| named.clone());
+        let order: Vec<usize> = self.order().collect();
+        for index in order {
+            let Ok(mut subscription) = self.subscribe(index).await else {
+                continue;
+            };
+            // A switch just before the subscription started is not announced again.
+            if let Ok(Some(address)) = self.ask(index).await {
+                if Some(&address) != named_before.as_ref() {
+                    return;
+                }
+            }
+            while let Some(push) = subscription.notices.recv().await {
+                if push.kind == PushKind::Disconnection {
+                    break;
+                }
+                if switched_to(&self.name, &push).is_some() {
+                    return;
+                }
+            }
+        }
+        std::future::pending().await
     }
 }
 
@@ -207,7 +251,17 @@ impl Transport for SentinelServer {
         if let Ok(mut first) = self.first.lock() {
             *first = index;
         }
-        let switches = self.subscribe(index).await;
+        // Without it, the other signs of a failover remain.
+        let switches = match self.subscribe(index).await {
+            Ok(subscription) => Some(subscription),
+            Err(err) => {
+                self.logger.warn(format!(
+                    "cannot subscribe to {SWITCH_MASTER} on sentinel {}: {err}",
+                    self.sentinels[index].1
+                ));
+                None
+            }
+        };
         self.logger.info(format!(
             "sentinel {} names {}:{} as the primary of {}; ROLE confirms it",
             self.sentinels[index].1, address.0, address.1, self.name
@@ -224,6 +278,10 @@ impl Transport for SentinelServer {
                 role_timeout: self.connect_timeout,
             },
         ))
+    }
+
+    async fn worth_retrying(&self) {
+        self.until_switched().await
     }
 }
 
@@ -258,24 +316,6 @@ impl SentinelWatch {
             _ => Sign::CheckDue,
         }
     }
-
-    /// The new primary's address, if `push` announces a switch of this master.
-    fn switched_to(&self, push: &PushInfo) -> Option<String> {
-        if push.kind != PushKind::Message {
-            return None;
-        }
-        let payload = match push.data.last()? {
-            Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
-            Value::SimpleString(text) => text.clone(),
-            _ => return None,
-        };
-        // "<name> <old-ip> <old-port> <new-ip> <new-port>"
-        let fields: Vec<&str> = payload.split(' ').collect();
-        match fields.as_slice() {
-            [name, _, _, ip, port] if *name == self.name => Some(format!("{ip}:{port}")),
-            _ => None,
-        }
-    }
 }
 
 impl LossWatch for SentinelWatch {
@@ -294,7 +334,7 @@ impl LossWatch for SentinelWatch {
                 },
                 notice = switch => match notice {
                     Some(push) if push.kind != PushKind::Disconnection => {
-                        if let Some(new_primary) = self.switched_to(&push) {
+                        if let Some(new_primary) = switched_to(&self.name, &push) {
                             return Sign::Lost(format!(
                                 "the sentinels moved the primary of {} to {new_primary} ({SWITCH_MASTER})",
                                 self.name
@@ -310,6 +350,24 @@ impl LossWatch for SentinelWatch {
                 _ = tokio::time::sleep(self.heartbeat) => return self.check_role().await,
             }
         }
+    }
+}
+
+/// The new primary's address, if `push` announces a switch of master `name`.
+fn switched_to(name: &str, push: &PushInfo) -> Option<String> {
+    if push.kind != PushKind::Message {
+        return None;
+    }
+    let payload = match push.data.last()? {
+        Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Value::SimpleString(text) => text.clone(),
+        _ => return None,
+    };
+    // "<name> <old-ip> <old-port> <new-ip> <new-port>"
+    let fields: Vec<&str> = payload.split(' ').collect();
+    match fields.as_slice() {
+        [switched, _, _, ip, port] if *switched == name => Some(format!("{ip}:{port}")),
+        _ => None,
     }
 }
 
