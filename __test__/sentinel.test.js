@@ -106,6 +106,29 @@ describe('RedisStore behind Redis Sentinel', () => {
     assert.equal(await replica.cli('EXISTS', conversationKey('to-replica')), '0');
   });
 
+  it('sends the sentinel URLs\' password to the primary, and sentinelPassword (\'\': none) to the sentinels', async () => {
+    const secured = await startSentinels({ quick: true, password: 's3cret-pw' });
+    try {
+      const withPassword = secured.sentinelUrls.map((url) => url.replace('redis://', 'redis://:s3cret-pw@'));
+      // The sentinels need no password ('' = send none); the primary does.
+      const store = new RedisStore({ sentinels: withPassword, sentinelName: secured.name, sentinelPassword: '', allowPlaintext: true, logger: null });
+      stores.push(store);
+      await store.set('secured', conversation('secured', 'u1'));
+      assert.equal((await store.get('secured')).externalId, 'secured');
+      // A wrong password in the URLs reaches the primary, which refuses it.
+      const wrong = secured.sentinelUrls.map((url) => url.replace('redis://', 'redis://:wrong-pw@'));
+      const refused = new RedisStore({ sentinels: wrong, sentinelName: secured.name, sentinelPassword: '', allowPlaintext: true, commandTimeoutMs: TIMEOUT_MS, logger: null });
+      stores.push(refused);
+      await assert.rejects(refused.get('secured'), (err) => {
+        assert.ok(isRedisError(err), `${err.name}: ${err.message}`);
+        assert.equal(err.code, 'STORE_AUTH', err.message);
+        return true;
+      });
+    } finally {
+      await secured.stop();
+    }
+  });
+
   /**
    * Runs writers against `store` while `disrupt()` causes a failover; waits
    * for the promotion and RECOVERY_MS more of load. Returns what it saw.

@@ -41,6 +41,8 @@ class RedisSentinelSet {
     this.sentinels = sentinels;
     this.downAfterMs = timing.downAfterMs;
     this.failoverTimeoutMs = timing.failoverTimeoutMs;
+    /** The data servers' password, or undefined. */
+    this.password = timing.password;
   }
 
   /** redis:// URLs of every sentinel, dead or alive. */
@@ -71,9 +73,14 @@ class RedisSentinelSet {
     return server;
   }
 
+  /** How sendCommands reaches a data server. */
+  target(server) {
+    return { port: server.port, auth: this.password ? [this.password] : null };
+  }
+
   /** The data server's own view: 'master' or 'slave'. */
   async role(server) {
-    const [info] = await sendCommands({ port: server.port }, [['INFO', 'replication']], 2_000);
+    const [info] = await sendCommands(this.target(server), [['INFO', 'replication']], 2_000);
     return infoField(String(info), 'role');
   }
 
@@ -110,7 +117,7 @@ class RedisSentinelSet {
         const others = liveSentinels().length - 1;
         if (views.some((view) => Number(view.master['num-other-sentinels']) < others)) return false;
         for (const server of liveServers().filter((s) => s !== primary)) {
-          const [info] = await sendCommands({ port: server.port }, [['INFO', 'replication']], 2_000);
+          const [info] = await sendCommands(this.target(server), [['INFO', 'replication']], 2_000);
           if (infoField(String(info), 'master_port') !== String(primary.port)) return false;
           if (infoField(String(info), 'master_link_status') !== 'up') return false;
           const known = (view) =>
@@ -156,20 +163,24 @@ class RedisSentinelSet {
  * other and the replica; with `quick`, only until they name the primary).
  * @param {object} [opts]
  * @param {boolean} [opts.quick] default false
+ * @param {string} [opts.password] requirepass (and masterauth) of the data servers; the
+ *   sentinels themselves need none
  * @param {string} [opts.name] the master group name, default 'mymaster'
  * @param {number} [opts.downAfterMs] default 1000
  * @param {number} [opts.failoverTimeoutMs] default 3000
  * @returns {Promise<RedisSentinelSet>}
  */
-async function startSentinels({ name = DEFAULT_NAME, downAfterMs = 1000, failoverTimeoutMs = 3000, quick = false } = {}) {
+async function startSentinels({ name = DEFAULT_NAME, downAfterMs = 1000, failoverTimeoutMs = 3000, quick = false, password } = {}) {
   const started = [];
   try {
-    const primary = await startRedis();
+    const auth = password ? { password, extraArgs: ['--masterauth', password] } : {};
+    const primary = await startRedis(auth);
     started.push(primary);
-    const replica = await startRedis({ extraArgs: ['--replicaof', LOOPBACK, String(primary.port)] });
+    const replica = await startRedis({ ...auth, extraArgs: [...(auth.extraArgs ?? []), '--replicaof', LOOPBACK, String(primary.port)] });
     started.push(replica);
     const configText = [
       `sentinel monitor ${name} ${LOOPBACK} ${primary.port} 2`,
+      ...(password ? [`sentinel auth-pass ${name} ${password}`] : []),
       `sentinel down-after-milliseconds ${name} ${downAfterMs}`,
       `sentinel failover-timeout ${name} ${failoverTimeoutMs}`,
       `sentinel parallel-syncs ${name} 1`,
@@ -179,7 +190,7 @@ async function startSentinels({ name = DEFAULT_NAME, downAfterMs = 1000, failove
       [0, 1, 2].map(() => startRedis({ configText, extraArgs: ['--sentinel'] })),
     );
     started.push(...sentinels);
-    const set = new RedisSentinelSet(name, [primary, replica], sentinels, { downAfterMs, failoverTimeoutMs });
+    const set = new RedisSentinelSet(name, [primary, replica], sentinels, { downAfterMs, failoverTimeoutMs, password });
     await set.settled({ quick });
     return set;
   } catch (err) {
