@@ -255,9 +255,10 @@ export declare class MemoryStore<T extends ConversationRecord = StoredConversati
 }
 
 /**
- * The factory: `REDIS_URL` set → a `RedisStore` configured from `REDIS_URL`,
- * `REDIS_TTL`, `REDIS_TIMEOUT`, `REDIS_CONNECT_TIMEOUT`, `REDIS_KEY_PREFIX`,
- * `REDIS_ALLOW_PLAINTEXT` (then `options`, which win); `REDIS_URL` absent → a
+ * The factory: `REDIS_URL` (or `REDIS_SENTINELS` with `REDIS_SENTINEL_NAME`)
+ * set → a `RedisStore` configured from them, `REDIS_TTL`, `REDIS_TIMEOUT`,
+ * `REDIS_CONNECT_TIMEOUT`, `REDIS_KEY_PREFIX`, `REDIS_ALLOW_PLAINTEXT`,
+ * `REDIS_CLUSTER` (then `options`, which win); neither set → a
  * `MemoryStore` (with `REDIS_TTL`, then `options`; Redis-only options are then
  * ignored, `url` included). Logs its choice with the `[STORE]` prefix. A
  * malformed variable throws `StoreConfigError` naming it.
@@ -275,7 +276,7 @@ export declare function createConversationStore<T extends ConversationRecord = S
 
 /** Why Redis failed. */
 export type RedisErrorCode =
-  /** Unreachable: refused, reset, DNS, or still reconnecting. */
+  /** Unreachable: refused, reset, DNS, still reconnecting, or a demoted primary (`READONLY`). */
   | 'STORE_UNAVAILABLE'
   /** No answer within `commandTimeoutMs`. */
   | 'STORE_TIMEOUT'
