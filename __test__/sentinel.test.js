@@ -92,6 +92,22 @@ describe('RedisStore behind Redis Sentinel', () => {
     }
   });
 
+  it('skips a sentinel that hangs (SIGSTOP) within its share of the connect timeout', async () => {
+    const [hung] = set.sentinels;
+    hung.pause();
+    try {
+      const store = open({ connectTimeoutMs: 2000, commandTimeoutMs: 3000 });
+      const started = Date.now();
+      await store.set('one-hung', conversation('one-hung', 'u1'));
+      // Each of the three sentinels gets a quarter of the connect timeout.
+      assert.ok(Date.now() - started < 2000, `connected after ${Date.now() - started} ms`);
+      assert.equal((await store.get('one-hung')).externalId, 'one-hung');
+      await store.close();
+    } finally {
+      hung.resume();
+    }
+  });
+
   it('a write that meets a replica (READONLY) is a STORE_UNAVAILABLE RedisError, which makes the link check the role', async () => {
     const primary = await set.primary();
     const replica = set.servers.find((server) => server !== primary && server.alive);
