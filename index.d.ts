@@ -125,8 +125,9 @@ export interface MemoryStoreOptions<T = StoredConversation> {
 /** Options of `RedisStore`. Every one is checked at construction (`StoreConfigError`). */
 export interface RedisStoreOptions<T = StoredConversation> extends MemoryStoreOptions<T> {
   /**
-   * `rediss://[user:password@]host[:port][/db]`. Required. Plain `redis://`
-   * is refused unless `allowPlaintext` is `true`. Env: `REDIS_URL`.
+   * `rediss://[user:password@]host[:port][/db]`. Plain `redis://` is
+   * refused unless `allowPlaintext` is `true`. Not with `sentinels`.
+   * Default: required unless `sentinels`. Env: `REDIS_URL`.
    */
   url?: string | undefined;
   /** Every command settles (or rejects with `STORE_TIMEOUT`) within this many ms. Default `5000`. Env: `REDIS_TIMEOUT`. */
@@ -157,6 +158,22 @@ export interface RedisStoreOptions<T = StoredConversation> extends MemoryStoreOp
   cluster?: boolean | undefined;
   /** More seed nodes of the cluster, same scheme and credentials as `url`. Needs `cluster: true`. Default `[]`. */
   clusterNodes?: string[] | undefined;
+  /**
+   * Redis Sentinel: the URLs of the sentinels to ask for the primary, instead
+   * of `url` (`redis://` or `rediss://`, all the same scheme). Their
+   * credentials, db and TLS apply to the data nodes too. A sentinel that is
+   * down is skipped. Not with `url` or `cluster`. Default: none.
+   * Env: `REDIS_SENTINELS` (comma-separated).
+   */
+  sentinels?: string[] | undefined;
+  /** The master group name the sentinels monitor (e.g. `mymaster`). Default: required with `sentinels`. Env: `REDIS_SENTINEL_NAME`. */
+  sentinelName?: string | undefined;
+  /**
+   * The sentinels' password when it differs from the data nodes' (the one in
+   * the sentinel URLs); `''` when the sentinels need none.
+   * Default: the password in the sentinel URLs.
+   */
+  sentinelPassword?: string | undefined;
 }
 
 /** Paging and shaping of `listByUser`. */
@@ -238,9 +255,10 @@ export declare class MemoryStore<T extends ConversationRecord = StoredConversati
 }
 
 /**
- * The factory: `REDIS_URL` set → a `RedisStore` configured from `REDIS_URL`,
- * `REDIS_TTL`, `REDIS_TIMEOUT`, `REDIS_CONNECT_TIMEOUT`, `REDIS_KEY_PREFIX`,
- * `REDIS_ALLOW_PLAINTEXT` (then `options`, which win); `REDIS_URL` absent → a
+ * The factory: `REDIS_URL` (or `REDIS_SENTINELS` with `REDIS_SENTINEL_NAME`)
+ * set → a `RedisStore` configured from them, `REDIS_TTL`, `REDIS_TIMEOUT`,
+ * `REDIS_CONNECT_TIMEOUT`, `REDIS_KEY_PREFIX`, `REDIS_ALLOW_PLAINTEXT`,
+ * `REDIS_CLUSTER` (then `options`, which win); neither set → a
  * `MemoryStore` (with `REDIS_TTL`, then `options`; Redis-only options are then
  * ignored, `url` included). Logs its choice with the `[STORE]` prefix. A
  * malformed variable throws `StoreConfigError` naming it.
@@ -258,7 +276,7 @@ export declare function createConversationStore<T extends ConversationRecord = S
 
 /** Why Redis failed. */
 export type RedisErrorCode =
-  /** Unreachable: refused, reset, DNS, or still reconnecting. */
+  /** Unreachable: refused, reset, DNS, still reconnecting, or a demoted primary (`READONLY`). */
   | 'STORE_UNAVAILABLE'
   /** No answer within `commandTimeoutMs`. */
   | 'STORE_TIMEOUT'

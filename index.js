@@ -388,7 +388,7 @@ function createConversationStore(env = process.env, options = {}) {
   const fromEnv = construct(() => native.redisOptionsFromEnv(env ?? {}));
   const log = makeLog(overrides.logger);
   const settings = { ...fromEnv, ...overrides };
-  if (settings.url) {
+  if (settings.url || settings.sentinels) {
     const store = new RedisStore(settings);
     log('info', `[STORE] using RedisStore (${store.redactedUrl})`);
     return store;

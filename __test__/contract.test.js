@@ -2,7 +2,7 @@
 
 // The behaviour promised in the contract (docs/contract.md), run
 // against both stores: MemoryStore and RedisStore (on a throwaway
-// redis-server). Each test gets a fresh key space: a new MemoryStore, or a
+// redis-server, on a cluster, and behind Redis Sentinel). Each test gets a fresh key space: a new MemoryStore, or a
 // RedisStore with a keyPrefix of its own. Where the Redis layout is part of
 // the promise, the raw keys are checked with redis-cli too.
 
@@ -14,6 +14,7 @@ const { RedisStore, MemoryStore } = require('..');
 const {
   startRedis,
   startCluster,
+  startSentinels,
   conversation,
   conversationKey,
   userIndexKey,
@@ -25,12 +26,13 @@ const {
 
 let srv;
 let cluster;
+let sentinelSet;
 let prefixCounter = 0;
 /** Stores opened by the current test, closed after it. */
 let opened = [];
 
 before(async () => {
-  [srv, cluster] = await Promise.all([startRedis(), startCluster()]);
+  [srv, cluster, sentinelSet] = await Promise.all([startRedis(), startCluster(), startSentinels({ quick: true })]);
 });
 
 afterEach(async () => {
@@ -40,7 +42,7 @@ afterEach(async () => {
 });
 
 after(async () => {
-  await Promise.all([srv?.stop(), cluster?.stop()]);
+  await Promise.all([srv?.stop(), cluster?.stop(), sentinelSet?.stop()]);
 });
 
 /**
@@ -50,19 +52,26 @@ after(async () => {
  *               (Redis only; memory instances share nothing)
  *   raw       — for Redis: key(name) (with prefix), cli(...args); null for memory
  */
-/** A RedisStore on one server or on the cluster, with raw access to the key's node. */
+/** A RedisStore on one server, on the cluster or behind sentinels, with raw access to the key's node. */
 function redisFactory(target) {
   return async (opts = {}) => {
     const keyPrefix = `t${++prefixCounter}:`;
-    const connection =
-      target === 'cluster' ? { url: cluster.seedUrl, cluster: true } : { url: srv.url };
+    const connection = {
+      single: () => ({ url: srv.url }),
+      cluster: () => ({ url: cluster.seedUrl, cluster: true }),
+      sentinel: () => ({ sentinels: sentinelSet.sentinelUrls, sentinelName: sentinelSet.name }),
+    }[target]();
     const make = (more = {}) => {
       const store = new RedisStore({ ...connection, allowPlaintext: true, keyPrefix, logger: null, ...opts, ...more });
       opened.push(store);
       return store;
     };
     // Every raw command here names its key first: send it to the node that owns it.
-    const cli = target === 'cluster' ? async (...args) => (await cluster.nodeForKey(args[1])).cli(...args) : (...args) => srv.cli(...args);
+    const cli = {
+      single: (...args) => srv.cli(...args),
+      cluster: async (...args) => (await cluster.nodeForKey(args[1])).cli(...args),
+      sentinel: async (...args) => (await sentinelSet.primary()).cli(...args),
+    }[target];
     return {
       store: make(),
       another: make,
@@ -88,6 +97,7 @@ const FACTORIES = [
   ],
   ['RedisStore', redisFactory('single')],
   ['RedisStore on a cluster', redisFactory('cluster')],
+  ['RedisStore behind Redis Sentinel', redisFactory('sentinel')],
 ];
 
 /** The chat server's StoredConversationSchema, with defaults for older records. */

@@ -71,6 +71,12 @@ pub struct RedisOptions {
     pub cluster: Option<bool>,
     /// More seed nodes of the cluster (same scheme and credentials as `url`).
     pub cluster_nodes: Option<Vec<String>>,
+    /// Sentinel URLs; the store asks them for the primary (instead of `url`).
+    pub sentinels: Option<Vec<String>>,
+    /// The master group name the sentinels monitor.
+    pub sentinel_name: Option<String>,
+    /// The sentinels' password, when it differs from the data nodes' ('' = none).
+    pub sentinel_password: Option<String>,
 }
 
 /// What both stores need to know about records and their lifetime.
@@ -176,6 +182,15 @@ pub enum TopologyConfig {
     SingleServer { url: String, servername: Option<String> },
     /// A Redis Cluster, discovered from these seed node URLs (`url` first).
     Cluster { seeds: Vec<String> },
+    /// A primary/replica set watched by Redis Sentinel: the store asks the
+    /// `sentinels` for the primary of `name`. Their URLs' credentials, db and
+    /// scheme apply to the data nodes too; `sentinel_password` (if any)
+    /// replaces the password for the sentinels only.
+    Sentinel {
+        sentinels: Vec<String>,
+        name: String,
+        sentinel_password: Option<String>,
+    },
 }
 
 /// The checked configuration of a `RedisStore`.
@@ -197,11 +212,28 @@ pub struct RedisConfig {
 
 impl RedisConfig {
     pub fn from_options(options: RedisOptions) -> StoreResult<Self> {
-        let url = options
-            .url
-            .ok_or_else(|| config_error("url is required (e.g. rediss://:password@host:6380)".to_owned()))?;
         let allow_plaintext = options.allow_plaintext.unwrap_or(false);
-        let parsed = check_url("url", &url, allow_plaintext)?;
+        let sentinel = sentinel_choice(
+            options.url.is_some(),
+            options.cluster,
+            options.sentinels,
+            options.sentinel_name,
+            options.sentinel_password,
+        )?;
+        let (url, label) = match &sentinel {
+            Some(choice) => (choice.sentinels[0].clone(), "sentinels[0]"),
+            None => (
+                options.url.ok_or_else(|| {
+                    config_error(
+                        "url is required (e.g. rediss://:password@host:6380), or sentinels and sentinelName \
+                         for a Redis Sentinel set"
+                            .to_owned(),
+                    )
+                })?,
+                "url",
+            ),
+        };
+        let parsed = check_url(label, &url, allow_plaintext)?;
         let is_tls = parsed.scheme == "rediss";
         let (tls, servername) = match options.tls {
             Some(tls) if is_tls => {
@@ -253,7 +285,36 @@ impl RedisConfig {
                     .to_owned(),
             )),
             Some(seeds) => TopologyConfig::Cluster { seeds },
-            None => TopologyConfig::SingleServer { url, servername },
+            None => match sentinel {
+                Some(_) if servername.is_some() => {
+                    return Err(config_error(
+                        "tls.servername is not supported with sentinels (each node is reached by the address \
+                         the sentinels announce)"
+                            .to_owned(),
+                    ))
+                }
+                Some(SentinelChoice {
+                    sentinels,
+                    name,
+                    password: sentinel_password,
+                }) => {
+                    for (index, other) in sentinels.iter().enumerate().skip(1) {
+                        let label = format!("sentinels[{index}]");
+                        if check_url(&label, other, allow_plaintext)?.scheme != parsed.scheme {
+                            return Err(config_error(format!(
+                                "{label} must use the same scheme as sentinels[0] ({}://)",
+                                parsed.scheme
+                            )));
+                        }
+                    }
+                    TopologyConfig::Sentinel {
+                        sentinels,
+                        name,
+                        sentinel_password,
+                    }
+                }
+                None => TopologyConfig::SingleServer { url, servername },
+            },
         };
         let key_prefix = options.key_prefix.unwrap_or_default();
         if key_prefix.len() > 256 {
@@ -264,6 +325,11 @@ impl RedisConfig {
                 TopologyConfig::Cluster { seeds } => {
                     format!("cluster (seed {}{})", parsed.redacted, extra_seeds(seeds.len()))
                 }
+                TopologyConfig::Sentinel { sentinels, name, .. } => format!(
+                    "sentinel master {name} (via {}{})",
+                    parsed.redacted,
+                    extra_seeds(sentinels.len())
+                ),
                 TopologyConfig::SingleServer { .. } => parsed.redacted,
             },
             topology,
@@ -338,6 +404,66 @@ fn cluster_seeds(
         seeds.push(node);
     }
     Ok(Some(seeds))
+}
+
+/// The sentinel URLs, master name and sentinel password when the options
+/// ask for Sentinel, refusing the combinations that cannot mean anything.
+fn sentinel_choice(
+    has_url: bool,
+    cluster: Option<bool>,
+    sentinels: Option<Vec<String>>,
+    name: Option<String>,
+    password: Option<String>,
+) -> StoreResult<Option<SentinelChoice>> {
+    let Some(sentinels) = sentinels.filter(|list| !list.is_empty()) else {
+        if name.is_some() || password.is_some() {
+            return Err(config_error(
+                "sentinelName and sentinelPassword need sentinels (the sentinel URLs to ask for the primary)"
+                    .to_owned(),
+            ));
+        }
+        return Ok(None);
+    };
+    if has_url {
+        return Err(config_error(
+            "url and sentinels cannot be used together: with sentinels the store asks them for the primary's \
+             address, so there is no fixed url; put the credentials and db in the sentinel URLs"
+                .to_owned(),
+        ));
+    }
+    if cluster.unwrap_or(false) {
+        return Err(config_error(
+            "cluster and sentinels cannot be used together: Sentinel watches one primary/replica set, while a \
+             Redis Cluster finds and fails over its own nodes"
+                .to_owned(),
+        ));
+    }
+    let name = match name {
+        Some(name) if !name.is_empty() && !name.contains(char::is_whitespace) => name,
+        Some(name) => {
+            return Err(config_error(format!(
+                "sentinelName {name:?} is not a master name (no spaces, not empty)"
+            )))
+        }
+        None => {
+            return Err(config_error(
+                "sentinelName is required with sentinels: the master group name the sentinels monitor (e.g. \
+                 mymaster)"
+                    .to_owned(),
+            ))
+        }
+    };
+    Ok(Some(SentinelChoice {
+        sentinels,
+        name,
+        password,
+    }))
+}
+
+struct SentinelChoice {
+    sentinels: Vec<String>,
+    name: String,
+    password: Option<String>,
 }
 
 fn config_error(message: String) -> StoreError {
@@ -465,6 +591,10 @@ pub struct StoreEnv {
     pub redis_allow_plaintext: Option<String>,
     #[napi(js_name = "REDIS_CLUSTER")]
     pub redis_cluster: Option<String>,
+    #[napi(js_name = "REDIS_SENTINELS")]
+    pub redis_sentinels: Option<String>,
+    #[napi(js_name = "REDIS_SENTINEL_NAME")]
+    pub redis_sentinel_name: Option<String>,
 }
 
 /// Reads the environment into store options, naming the variable in every
@@ -473,13 +603,63 @@ pub struct StoreEnv {
 pub fn options_from_env(env: StoreEnv) -> StoreResult<RedisOptions> {
     let present = |value: Option<String>| value.filter(|v| !v.trim().is_empty());
     let ttl = env_number("REDIS_TTL", present(env.redis_ttl), 1, 10 * 365 * 86_400)?;
+    let sentinels = present(env.redis_sentinels);
+    let sentinel_name = present(env.redis_sentinel_name);
+    let allow_plaintext = env_flag("REDIS_ALLOW_PLAINTEXT", present(env.redis_allow_plaintext))?;
+    let common = || -> StoreResult<RedisOptions> {
+        Ok(RedisOptions {
+            ttl_seconds: ttl,
+            command_timeout_ms: env_number("REDIS_TIMEOUT", present(env.redis_timeout.clone()), 1, 600_000)?,
+            connect_timeout_ms: env_number(
+                "REDIS_CONNECT_TIMEOUT",
+                present(env.redis_connect_timeout.clone()),
+                1,
+                600_000,
+            )?,
+            key_prefix: env.redis_key_prefix.clone(),
+            allow_plaintext: Some(allow_plaintext),
+            ..RedisOptions::default()
+        })
+    };
+    if let Some(list) = sentinels {
+        if present(env.redis_url.clone()).is_some() {
+            return Err(config_error(
+                "REDIS_URL and REDIS_SENTINELS cannot both be set: with sentinels the store asks them for the \
+                 primary's address"
+                    .to_owned(),
+            ));
+        }
+        let urls: Vec<String> = list.split(',').map(|url| url.trim().to_owned()).collect();
+        for (index, url) in urls.iter().enumerate() {
+            check_url(
+                &format!("REDIS_SENTINELS (sentinel {})", index + 1),
+                url,
+                allow_plaintext,
+            )?;
+        }
+        let Some(name) = sentinel_name else {
+            return Err(config_error(
+                "REDIS_SENTINEL_NAME is required with REDIS_SENTINELS: the master group name (e.g. mymaster)"
+                    .to_owned(),
+            ));
+        };
+        return Ok(RedisOptions {
+            sentinels: Some(urls),
+            sentinel_name: Some(name),
+            ..common()?
+        });
+    }
+    if sentinel_name.is_some() {
+        return Err(config_error(
+            "REDIS_SENTINEL_NAME is set but REDIS_SENTINELS is not: give the sentinel URLs, comma-separated".to_owned(),
+        ));
+    }
     let Some(url) = present(env.redis_url) else {
         return Ok(RedisOptions {
             ttl_seconds: ttl,
             ..RedisOptions::default()
         });
     };
-    let allow_plaintext = env_flag("REDIS_ALLOW_PLAINTEXT", present(env.redis_allow_plaintext))?;
     let cluster = env_flag("REDIS_CLUSTER", present(env.redis_cluster))?;
     // In cluster mode REDIS_URL may list several seed nodes, comma-separated.
     let mut urls: Vec<&str> = if cluster {
@@ -500,12 +680,7 @@ pub fn options_from_env(env: StoreEnv) -> StoreResult<RedisOptions> {
         url: Some(first),
         cluster: Some(cluster),
         cluster_nodes: Some(urls.into_iter().map(str::to_owned).collect()),
-        ttl_seconds: ttl,
-        command_timeout_ms: env_number("REDIS_TIMEOUT", present(env.redis_timeout), 1, 600_000)?,
-        connect_timeout_ms: env_number("REDIS_CONNECT_TIMEOUT", present(env.redis_connect_timeout), 1, 600_000)?,
-        key_prefix: env.redis_key_prefix,
-        allow_plaintext: Some(allow_plaintext),
-        ..RedisOptions::default()
+        ..common()?
     })
 }
 
@@ -613,6 +788,77 @@ mod tests {
             err.to_string().contains("tls.servername is not supported with cluster"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn sentinels_replace_the_url_and_refuse_what_cannot_go_with_them() {
+        let sentinels = || Some(vec!["rediss://:pw@s1:26379".to_owned(), "rediss://s2:26379".to_owned()]);
+        let config = RedisConfig::from_options(RedisOptions {
+            sentinels: sentinels(),
+            sentinel_name: Some("mymaster".to_owned()),
+            ..RedisOptions::default()
+        })
+        .unwrap();
+        assert_eq!(
+            config.topology,
+            TopologyConfig::Sentinel {
+                sentinels: sentinels().unwrap(),
+                name: "mymaster".to_owned(),
+                sentinel_password: None,
+            }
+        );
+        assert_eq!(
+            config.redacted_url,
+            "sentinel master mymaster (via rediss://:***@s1:26379 and 1 more)"
+        );
+        let refused = |options: RedisOptions| match RedisConfig::from_options(options) {
+            Err(err) => err.to_string(),
+            Ok(_) => String::new(),
+        };
+        let with = |more: RedisOptions| RedisOptions {
+            sentinels: sentinels(),
+            sentinel_name: Some("mymaster".to_owned()),
+            ..more
+        };
+        assert!(refused(with(options("rediss://h"))).contains("url and sentinels cannot be used together"));
+        assert!(refused(with(RedisOptions {
+            cluster: Some(true),
+            ..RedisOptions::default()
+        }))
+        .contains("cluster and sentinels cannot be used together"));
+        assert!(refused(RedisOptions {
+            sentinel_name: None,
+            ..with(RedisOptions::default())
+        })
+        .contains("sentinelName is required"));
+        assert!(refused(RedisOptions {
+            sentinels: Some(vec!["rediss://s1".to_owned(), "redis://s2".to_owned()]),
+            allow_plaintext: Some(true),
+            ..with(RedisOptions::default())
+        })
+        .contains("sentinels[1] must use the same scheme"));
+        assert!(refused(RedisOptions {
+            sentinel_name: Some("mymaster".to_owned()),
+            ..options("rediss://h")
+        })
+        .contains("need sentinels"));
+        let from_env = options_from_env(StoreEnv {
+            redis_sentinels: Some("rediss://s1:26379, rediss://s2:26379".into()),
+            redis_sentinel_name: Some("mymaster".into()),
+            ..StoreEnv::default()
+        })
+        .unwrap();
+        assert_eq!(
+            from_env.sentinels,
+            sentinels().map(|_| vec!["rediss://s1:26379".to_owned(), "rediss://s2:26379".to_owned()])
+        );
+        assert!(options_from_env(StoreEnv {
+            redis_url: Some("rediss://h".into()),
+            redis_sentinels: Some("rediss://s1:26379".into()),
+            redis_sentinel_name: Some("mymaster".into()),
+            ..StoreEnv::default()
+        })
+        .is_err_and(|err| err.to_string().contains("REDIS_URL and REDIS_SENTINELS")));
     }
 
     #[test]

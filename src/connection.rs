@@ -35,6 +35,13 @@ pub trait Transport: Send + Sync + 'static {
     type Watch: LossWatch;
 
     fn connect(&self) -> impl Future<Output = redis::RedisResult<(Self::Connection, Self::Watch)>> + Send;
+
+    /// Resolves when an attempt now may succeed where the last one failed
+    /// (the sentinels announced a new primary), ending a backoff early.
+    /// Never, by default: the backoff runs its course.
+    fn worth_retrying(&self) -> impl Future<Output = ()> + Send {
+        std::future::pending()
+    }
 }
 
 /// What a topology's connection tells about its own health.
@@ -284,7 +291,13 @@ impl<T: Transport> Link<T> {
                     }
                 },
                 Phase::BackingOff { delay, .. } => {
-                    self.unless_closed(tokio::time::sleep(delay)).await?;
+                    let backoff = async {
+                        tokio::select! {
+                            _ = tokio::time::sleep(delay) => {}
+                            _ = self.inner.transport.worth_retrying() => {}
+                        }
+                    };
+                    self.unless_closed(backoff).await?;
                     self.feed(Event::BackoffElapsed, None);
                 }
                 // Closed; the serving phases are only ever entered above.

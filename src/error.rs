@@ -125,6 +125,11 @@ impl StoreError {
         if is_tls_failure(err) {
             return StoreError::Tls(message);
         }
+        if is_read_only(err) {
+            // The server was demoted to a replica: the link checks it (and,
+            // with Sentinel, asks for the new primary), so it is a link failure.
+            return StoreError::Unavailable(format!("{message} (READONLY: the server is a replica now)"));
+        }
         match err.kind() {
             redis::ErrorKind::AuthenticationFailed => return StoreError::Auth(message),
             redis::ErrorKind::Server(kind) => {
@@ -193,6 +198,16 @@ impl StoreError {
             StoreError::Closed => return None,
         })
     }
+}
+
+/// A READONLY reply, alone or inside an aborted transaction.
+fn is_read_only(err: &redis::RedisError) -> bool {
+    let read_only = Some(redis::ServerErrorKind::ReadOnly);
+    err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+        || err
+            .clone()
+            .into_server_errors()
+            .is_some_and(|errors| errors.iter().any(|(_, error)| error.kind() == read_only))
 }
 
 /// The `code` of a JS error made in Rust: a store code (`STORE_*`), or, for a

@@ -32,6 +32,7 @@ mod options;
 mod record;
 mod redis_store;
 mod scripts;
+mod sentinel;
 mod single_server;
 mod supervisor;
 mod text;

@@ -119,7 +119,10 @@ pub const TLS_FIELDS: &[OptionSpec] = &[
 ];
 
 pub const STORE_OPTIONS: &[OptionSpec] = &[
-    from_env(option("url", REDIS, Documented::Words("required")), "REDIS_URL"),
+    from_env(
+        option("url", REDIS, Documented::Words("required unless `sentinels`")),
+        "REDIS_URL",
+    ),
     from_env(
         option("ttlSeconds", BOTH, Documented::Number(DEFAULT_TTL_SECONDS)),
         "REDIS_TTL",
@@ -163,6 +166,16 @@ pub const STORE_OPTIONS: &[OptionSpec] = &[
     option("slidingExpiry", BOTH, Documented::Code("false")),
     from_env(option("cluster", REDIS, Documented::Code("false")), "REDIS_CLUSTER"),
     option("clusterNodes", REDIS, Documented::Code("[]")),
+    from_env(option("sentinels", REDIS, Documented::Words("none")), "REDIS_SENTINELS"),
+    from_env(
+        option("sentinelName", REDIS, Documented::Words("required with `sentinels`")),
+        "REDIS_SENTINEL_NAME",
+    ),
+    option(
+        "sentinelPassword",
+        REDIS,
+        Documented::Words("the password in the sentinel URLs"),
+    ),
     option(
         "reconnectMinDelayMs",
         REDIS,
@@ -203,6 +216,7 @@ const ALIASES: &[(&str, Hint)] = &[
     ("limit", Hint::Option("listLimit")),
     ("nodes", Hint::Option("clusterNodes")),
     ("rootNodes", Hint::Option("clusterNodes")),
+    ("name", Hint::Option("sentinelName")),
     (
         "username",
         Hint::Advice("credentials go in the url: rediss://user:password@host:6380"),
@@ -511,7 +525,7 @@ mod tests {
         assert_eq!(default_of("ttlSeconds").as_deref(), Some("`86400`"));
         assert_eq!(default_of("maxRecordBytes").as_deref(), Some("`1048576`"));
         assert_eq!(default_of("excludeFields").as_deref(), Some("`['sdkConversationRef']`"));
-        assert_eq!(default_of("url").as_deref(), Some("required"));
+        assert_eq!(default_of("url").as_deref(), Some("required unless `sentinels`"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::error::StoreResult;
 use crate::listing;
 use crate::logger::Logger;
 use crate::record::{self, ListQuery};
+use crate::sentinel::SentinelServer;
 use crate::single_server::{DirectServer, SingleServer};
 use crate::supervisor::Status;
 use crate::topology::Topology;
@@ -15,6 +16,7 @@ use crate::topology::Topology;
 /// The topology the store talks to.
 enum Backend {
     SingleServer(SingleServer<DirectServer>),
+    Sentinel(SingleServer<SentinelServer>),
     Cluster(Cluster),
 }
 
@@ -24,6 +26,7 @@ macro_rules! with_topology {
     ($backend:expr, $topology:ident => $body:expr) => {
         match $backend {
             Backend::SingleServer($topology) => $body,
+            Backend::Sentinel($topology) => $body,
             Backend::Cluster($topology) => $body,
         }
     };
@@ -42,6 +45,15 @@ impl RedisStoreCore {
         let backend = match &config.topology {
             TopologyConfig::SingleServer { url, servername } => Backend::SingleServer(SingleServer::start(
                 DirectServer::new(url, servername.as_deref(), &config)?,
+                &config,
+                logger,
+            )),
+            TopologyConfig::Sentinel {
+                sentinels,
+                name,
+                sentinel_password,
+            } => Backend::Sentinel(SingleServer::start(
+                SentinelServer::new(sentinels, name, sentinel_password.as_deref(), &config, logger.clone())?,
                 &config,
                 logger,
             )),

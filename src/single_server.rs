@@ -1,8 +1,8 @@
 //! The store operations on one Redis server: `set`, `delete` and a sliding
 //! `get` are each one atomic step and one round trip (a MULTI/EXEC or a
 //! script), and stale index entries are pruned by a script that re-checks
-//! each record. They hold for any way of finding the server: today its URL
-//! ([`DirectServer`]); a Sentinel-found primary would reuse them.
+//! each record. They hold for any way of finding the server: its URL
+//! ([`DirectServer`]), or the primary the sentinels name (`sentinel.rs`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

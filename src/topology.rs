@@ -4,7 +4,8 @@
 //! operation. Listing is one algorithm for all (`listing.rs`) over
 //! [`Topology::link`] and [`Topology::prune`].
 //!
-//! Today: one server (`single_server.rs`) and a cluster (`cluster.rs`). A new
+//! Today: one server (`single_server.rs`), found by its URL or through Redis
+//! Sentinel (`sentinel.rs`, the same operations), and a cluster (`cluster.rs`). A new
 //! topology is a `Transport` (how to connect, what says the connection was
 //! lost), an implementation of this trait (or the single-server one reused,
 //! when the commands are the same), and a variant of `redis_store::Backend`.

@@ -37,7 +37,7 @@ function ioredisClient(url, options = {}) {
  */
 function captureLogger() {
   const lines = [];
-  const push = (level) => (line) => lines.push({ level, line: String(line) });
+  const push = (level) => (line) => lines.push({ level, line: String(line), at: Date.now() });
   return {
     lines,
     linesAt: (level) => lines.filter((entry) => entry.level === level).map((entry) => entry.line),

@@ -12,10 +12,11 @@ const records = require('./records');
 const clients = require('./clients');
 const redisServer = require('./redis-server');
 const redisCluster = require('./redis-cluster');
+const redisSentinel = require('./redis-sentinel');
 const ioredisStore = require('./ioredis-store');
-// Later: redis-sentinel.js (startSentinels) and tcp-proxy.js (a loopback TCP
-// proxy that can stall or cut connections) join here, built on the same
-// ports, poll, resp and redis-server pieces.
+// Later: tcp-proxy.js (a loopback TCP proxy that can stall or cut
+// connections) joins here, built on the same ports, poll, resp and
+// redis-server pieces.
 
 module.exports = {
   // Servers
@@ -27,6 +28,8 @@ module.exports = {
   RedisCluster: redisCluster.RedisCluster,
   parseClusterNodes: redisCluster.parseClusterNodes,
   parseInfo: redisCluster.parseInfo,
+  startSentinels: redisSentinel.startSentinels,
+  RedisSentinelSet: redisSentinel.RedisSentinelSet,
   // Ports and the wire
   LOOPBACK: ports.LOOPBACK,
   FORBIDDEN_PORT: ports.FORBIDDEN_PORT,

@@ -325,8 +325,11 @@ class RedisServer {
   }
 
   _serverArgs() {
-    const { password, aclUser, extraArgs = [] } = this._opts;
-    const args = ['--save', '', '--appendonly', 'no', '--bind', HOST, '--dir', this._dir];
+    const { password, aclUser, extraArgs = [], configText } = this._opts;
+    const args = [];
+    // A config file the server may rewrite (a sentinel records what it learns there).
+    if (configText !== undefined) args.push(this._configFile());
+    args.push('--save', '', '--appendonly', 'no', '--bind', HOST, '--dir', this._dir);
     if (this._tls) {
       args.push(
         '--port', '0',
@@ -346,6 +349,13 @@ class RedisServer {
     }
     args.push(...extraArgs);
     return args;
+  }
+
+  /** Writes `configText` once (a restart keeps what the server rewrote) and returns its path. */
+  _configFile() {
+    const file = path.join(this._dir, 'redis.conf');
+    if (!fs.existsSync(file)) fs.writeFileSync(file, this._opts.configText);
+    return file;
   }
 
   /** redis-cli flags for host, port, TLS and auth. */
@@ -543,6 +553,7 @@ class RedisServer {
  *   fresh CA per server (e.g. one CA shared by every node of a cluster)
  * @param {number} [opts.port] default: a free port
  * @param {string[]} [opts.extraArgs] more redis-server arguments, appended last
+ * @param {string} [opts.configText] contents of a config file passed first (e.g. a sentinel's)
  * @returns {Promise<RedisServer>}
  */
 async function startRedis(opts = {}) {
