@@ -123,6 +123,12 @@ export interface RedisOptions {
   cluster?: boolean
   /** More seed nodes of the cluster (same scheme and credentials as `url`). */
   clusterNodes?: Array<string>
+  /** Sentinel URLs; the store asks them for the primary (instead of `url`). */
+  sentinels?: Array<string>
+  /** The master group name the sentinels monitor. */
+  sentinelName?: string
+  /** The sentinels' password, when it differs from the data nodes' ('' = none). */
+  sentinelPassword?: string
 }
 
 /**
@@ -140,6 +146,8 @@ export interface StoreEnv {
   REDIS_KEY_PREFIX?: string
   REDIS_ALLOW_PLAINTEXT?: string
   REDIS_CLUSTER?: string
+  REDIS_SENTINELS?: string
+  REDIS_SENTINEL_NAME?: string
 }
 
 /** One row of the option table, as `storeOptions()` hands it to JS. */
