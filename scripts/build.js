@@ -60,14 +60,7 @@ function readStamp() {
 const [major] = process.versions.node.split('.').map(Number);
 if (major < 20) fail(`Node.js 20 or newer is required (this is ${process.version}). Install it from https://nodejs.org or with nvm: nvm install 20`);
 
-// The old-glibc build is what the linux-x64-gnu package ships; once its tools
-// are here, every build on such a machine uses it, so one build serves the
-// tests, the example and the packaging test.
 const floorPossible = platform === 'linux-x64-gnu';
-const useFloor = floorPossible && (floorRequired || (!debug && zigToolchainPresent()));
-const target = useFloor ? FLOOR_TARGET : 'host';
-const profile = debug ? 'debug' : 'release';
-
 const stamp = readStamp();
 const fresh =
   fs.existsSync(addon) &&
@@ -75,6 +68,13 @@ const fresh =
   stamp.version === packageJson.version &&
   (!floorRequired || !floorPossible || stamp.target === FLOOR_TARGET);
 if (!force && fresh) process.exit(0);
+
+// The old-glibc build is what the linux-x64-gnu package ships; once its tools
+// are here, every build on such a machine uses it, so one build serves the
+// tests, the example and the packaging test.
+const useFloor = floorPossible && (floorRequired || (!debug && zigToolchainPresent()));
+const target = useFloor ? FLOOR_TARGET : 'host';
+const profile = debug ? 'debug' : 'release';
 
 if (!has('cargo')) {
   fail(
