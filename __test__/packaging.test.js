@@ -20,6 +20,7 @@ const path = require('node:path');
 const { parseTriple } = require('@napi-rs/cli');
 const { startRedis } = require('../test-support');
 const { root, packageJson, binaryName, hostPlatform, platformPackageName, localAddonPath } = require('../scripts/platform.js');
+const musl = require('../scripts/musl.js');
 
 const platform = hostPlatform();
 const hostTriple = packageJson.napi.targets.find((triple) => parseTriple(triple).platformArchABI === platform);
@@ -165,6 +166,37 @@ function assertRoundTrip(outcome, id, expectedAddon) {
   assert.deepEqual(outcome.loaded, [fs.realpathSync(expectedAddon)]);
 }
 
+/**
+ * The release workflow's steps for `builds` (target triple -> addon file):
+ * napi create-npm-dirs, artifacts and pre-publish on the packed root
+ * package, then npm pack of it and of each platform package.
+ */
+function packRelease(tmp, builds) {
+  const firstPack = pack(root, tmp);
+  run('tar', ['-xzf', firstPack.tarball, '-C', tmp]);
+  fs.rmSync(firstPack.tarball);
+  const staged = path.join(tmp, 'package');
+  const config = path.join(tmp, 'napi-release.json');
+  fs.writeFileSync(config, JSON.stringify({ ...packageJson.napi, targets: Object.keys(builds) }));
+  for (const [triple, addon] of Object.entries(builds)) {
+    const artifacts = path.join(tmp, 'artifacts', `bindings-${triple}`);
+    fs.mkdirSync(artifacts, { recursive: true });
+    fs.copyFileSync(addon, path.join(artifacts, `${binaryName}.${parseTriple(triple).platformArchABI}.node`));
+  }
+  napi(['create-npm-dirs', '-c', config], staged);
+  napi(['artifacts', '-c', config, '--output-dir', path.join(tmp, 'artifacts')], staged);
+  napi(['pre-publish', '-c', config, '-t', 'npm', '--no-gh-release', '--skip-optional-publish'], staged);
+
+  const packs = path.join(tmp, 'packs');
+  fs.mkdirSync(packs);
+  const platformPacks = {};
+  for (const triple of Object.keys(builds)) {
+    const target = parseTriple(triple).platformArchABI;
+    platformPacks[target] = pack(path.join(staged, 'npm', target), packs);
+  }
+  return { rootPack: pack(staged, packs), platformPacks };
+}
+
 describe('the published packages, installed where there is no Rust', { skip: !hostTriple && `no platform package is declared for ${platform}` }, () => {
   let tmp;
   let redis;
@@ -179,23 +211,7 @@ describe('the published packages, installed where there is no Rust', { skip: !ho
     redis = await startRedis();
 
     // The release workflow's steps, for this machine's target only.
-    const firstPack = pack(root, tmp);
-    run('tar', ['-xzf', firstPack.tarball, '-C', tmp]);
-    fs.rmSync(firstPack.tarball);
-    const staged = path.join(tmp, 'package');
-    const hostConfig = path.join(tmp, 'napi-host.json');
-    fs.writeFileSync(hostConfig, JSON.stringify({ ...packageJson.napi, targets: [hostTriple] }));
-    const artifacts = path.join(tmp, 'artifacts', `bindings-${hostTriple}`);
-    fs.mkdirSync(artifacts, { recursive: true });
-    fs.copyFileSync(addon, path.join(artifacts, addonFile));
-    napi(['create-npm-dirs', '-c', hostConfig], staged);
-    napi(['artifacts', '-c', hostConfig, '--output-dir', path.join(tmp, 'artifacts')], staged);
-    napi(['pre-publish', '-c', hostConfig, '-t', 'npm', '--no-gh-release', '--skip-optional-publish'], staged);
-
-    const packs = path.join(tmp, 'packs');
-    fs.mkdirSync(packs);
-    rootPack = pack(staged, packs);
-    platformPack = pack(path.join(staged, 'npm', platform), packs);
+    ({ rootPack, platformPacks: { [platform]: platformPack } } = packRelease(tmp, { [hostTriple]: addon }));
 
     app = path.join(tmp, 'app');
     writeConsumer(app);
@@ -289,5 +305,98 @@ describe('the published packages, installed where there is no Rust', { skip: !ho
     assert.ok(!fs.existsSync(path.join(app, 'node_modules', platformPackage)), 'the platform package must be gone for this to prove anything');
     const outcome = runJson(app, ['consumer.cjs', 'override'], { REDIS_URL: redis.url, NAPI_RS_NATIVE_LIBRARY_PATH: override });
     assertRoundTrip(outcome, 'override', override);
+  });
+});
+
+// Alpine (linux-x64-musl), the first user's image: the same release steps for
+// the gnu and musl targets, installed by npm running on a musl Node (built
+// here, see scripts/musl.js), used from CommonJS and ESM on that Node; then a
+// glibc Node in the same project must take the gnu package.
+const MUSL_TRIPLE = 'x86_64-unknown-linux-musl';
+const GNU_TRIPLE = 'x86_64-unknown-linux-gnu';
+let muslSkip = false;
+if (process.platform !== 'linux' || process.arch !== 'x64') {
+  muslSkip = 'the musl packaging test runs on Linux x64 only';
+} else {
+  try {
+    musl.build();
+    musl.muslNodeAsOnAlpine([]);
+  } catch (error) {
+    if (!(error instanceof musl.MuslUnavailable)) throw error;
+    muslSkip = `linux-x64-musl packaging NOT TESTED on this machine: ${error.message}`;
+    console.error(`\n[musl] ${muslSkip}\n`);
+  }
+}
+
+describe('the same packages on a musl Node (Alpine), next to a glibc Node', { skip: muslSkip }, () => {
+  const muslPackage = platformPackageName('linux-x64-musl');
+  const gnuPackage = platformPackageName('linux-x64-gnu');
+  let tmp;
+  let redis;
+  let app;
+  let muslInstall;
+
+  /** A program run by the musl Node as on Alpine; its last stdout line is JSON. */
+  function runMuslJson(args, extraEnv = {}) {
+    const [command, commandArgs] = musl.muslNodeAsOnAlpine(args);
+    const result = run(command, commandArgs, { cwd: app, env: userEnv(extraEnv), allowFailure: true });
+    assert.equal(result.status, 0, `musl node ${args.join(' ')} failed:\n${result.stdout}\n${result.stderr}`);
+    return JSON.parse(result.stdout.trim().split('\n').at(-1));
+  }
+
+  before(async () => {
+    const gnuAddon = localAddonPath('linux-x64-gnu');
+    assert.ok(fs.existsSync(gnuAddon), `no addon at ${gnuAddon}: run \`node scripts/build.js --glibc-floor\` (npm test does) first`);
+    assert.ok(packageJson.napi.targets.includes(MUSL_TRIPLE), `${MUSL_TRIPLE} is not among the napi targets`);
+    tmp = fs.realpathSync(fs.mkdtempSync(path.join(os.tmpdir(), 'rcs-packaging-musl-')));
+    redis = await startRedis();
+    const { rootPack, platformPacks } = packRelease(tmp, { [GNU_TRIPLE]: gnuAddon, [MUSL_TRIPLE]: musl.addonPath });
+
+    app = path.join(tmp, 'app');
+    writeConsumer(app);
+    // npm itself runs on the musl Node: what `npm ci` in a node:20-alpine image does.
+    const cache = path.join(tmp, 'npm-cache');
+    const installArgs = ['install', '--offline', '--no-audit', '--no-fund', '--cache', cache, rootPack.tarball, platformPacks['linux-x64-musl'].tarball];
+    const [command, commandArgs] = musl.muslNodeAsOnAlpine([musl.muslNpmCli, ...installArgs]);
+    muslInstall = run(command, commandArgs, { cwd: app, env: userEnv() });
+    // Then the gnu package beside it, by the glibc npm (--force: npm would
+    // otherwise drop the musl package, which does not fit this runtime).
+    installTarballs(app, [platformPacks['linux-x64-gnu'].tarball], ['--no-save', '--force']);
+  });
+
+  after(async () => {
+    await redis?.stop();
+    if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  });
+
+  it('npm on the musl Node installs the root and musl packages, with no Rust toolchain on PATH', () => {
+    assert.ok(fs.existsSync(path.join(app, 'node_modules', muslPackage, `${binaryName}.linux-x64-musl.node`)), `${muslPackage} is not installed:\n${muslInstall.stderr}`);
+    const installed = JSON.parse(fs.readFileSync(path.join(app, 'node_modules', packageJson.name, 'package.json'), 'utf8'));
+    assert.equal(installed.optionalDependencies?.[muslPackage], packageJson.version);
+    assert.equal(installed.optionalDependencies?.[gnuPackage], packageJson.version);
+    for (const tool of ['cargo', 'rustc']) {
+      assert.equal(spawnSync(tool, ['--version'], { env: userEnv() }).error?.code, 'ENOENT', `${tool} is reachable from the install's PATH`);
+    }
+  });
+
+  it('the musl Node reports a musl runtime (no glibc version), as on Alpine', () => {
+    const { glibc } = runMuslJson(['-p', 'JSON.stringify({ glibc: process.report.getReport().header.glibcVersionRuntime ?? null })']);
+    assert.equal(glibc, null);
+  });
+
+  it('the musl Node loads the musl package from CommonJS and round-trips a record', () => {
+    const outcome = runMuslJson(['consumer.cjs', 'musl-cjs'], { REDIS_URL: redis.url });
+    assertRoundTrip(outcome, 'musl-cjs', path.join(app, 'node_modules', muslPackage, `${binaryName}.linux-x64-musl.node`));
+  });
+
+  it('the musl Node loads the musl package from ESM and round-trips a record', () => {
+    const outcome = runMuslJson(['consumer.mjs', 'musl-esm'], { REDIS_URL: redis.url });
+    assertRoundTrip(outcome, 'musl-esm', path.join(app, 'node_modules', muslPackage, `${binaryName}.linux-x64-musl.node`));
+  });
+
+  it('a glibc Node in the same project loads the gnu package', () => {
+    assert.ok(fs.existsSync(path.join(app, 'node_modules', muslPackage)), 'both platform packages must be installed for this to prove anything');
+    const outcome = runJson(app, ['consumer.cjs', 'glibc'], { REDIS_URL: redis.url });
+    assertRoundTrip(outcome, 'glibc', path.join(app, 'node_modules', gnuPackage, `${binaryName}.linux-x64-gnu.node`));
   });
 });
