@@ -14,7 +14,7 @@ const os = require('node:os');
 const path = require('node:path');
 const musl = require('../scripts/musl.js');
 const { localAddonPath } = require('../scripts/platform.js');
-const { startRedis } = require('./support/redis-server.js');
+const { startRedis } = require('../test-support');
 
 let unavailable = null;
 try {
