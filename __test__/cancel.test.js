@@ -148,6 +148,32 @@ describe('a call in flight', () => {
   });
 });
 
+describe('a call in flight on the cluster', () => {
+  it('rejects when its signal aborts while every node is paused, and the connection stays in sync', async () => {
+    const store = new RedisStore({
+      url: cluster.seedUrl,
+      cluster: true,
+      allowPlaintext: true,
+      keyPrefix: `cx${++prefixCounter}:`,
+      commandTimeoutMs: 5000,
+      logger: null,
+    });
+    opened.push(store);
+    const count = 50;
+    await Promise.all(Array.from({ length: count }, (_, n) => store.set(`r${n}`, conversation(`r${n}`, 'u1', { title: `t${n}` }))));
+    await Promise.all(cluster.nodes.map((node) => cluster.commands(node, ['CLIENT', 'PAUSE', '600', 'ALL'])));
+    const started = performance.now();
+    const outcomes = await Promise.all(
+      Array.from({ length: 10 }, (_, n) => store.get(`r${n}`, { signal: AbortSignal.timeout(50) }).catch((err) => err)),
+    );
+    const elapsed = performance.now() - started;
+    for (const err of outcomes) assert.equal(err.name, 'TimeoutError');
+    assert.ok(elapsed < 50 + 250, `rejected after ${elapsed.toFixed(0)} ms`);
+    const results = await Promise.all(Array.from({ length: 500 }, (_, n) => store.get(`r${n % count}`)));
+    results.forEach((record, n) => assert.equal(record.title, `t${n % count}`));
+  });
+});
+
 describe('timeoutMs', () => {
   it('replaces commandTimeoutMs for the call: shorter rejects with STORE_TIMEOUT, longer waits out a pause', async () => {
     const patient = await openStore({ commandTimeoutMs: 5000 });

@@ -13,7 +13,7 @@ use redis::Script;
 /// spaces, and a key can only appear unescaped as a real key, so a single
 /// `"<key>":"` with no second `"<key>":` is the top-level one. Anything else
 /// is decoded in full.
-const OWNER_OF: &str = r#"
+const RECORD_HELPERS: &str = r#"
 local function top_string(json, key)
   local first, last = string.find(json, '"' .. key .. '":"', 1, true)
   if first and not string.find(json, '"' .. key .. '":', last, true) then
@@ -178,16 +178,16 @@ return 0
 "#;
 
 fn with_helpers(body: &str) -> Script {
-    Script::new(&format!("{OWNER_OF}{body}"))
+    Script::new(&format!("{RECORD_HELPERS}{body}"))
 }
 
 fn with_check(body: &str) -> Script {
-    Script::new(&format!("{OWNER_OF}{CONDITIONAL_CHECK}{body}"))
+    Script::new(&format!("{RECORD_HELPERS}{CONDITIONAL_CHECK}{body}"))
 }
 
 /// Sent as EVAL (Redis caches it by hash): inside MULTI, an EVALSHA that
 /// meets NOSCRIPT would fail alone while the rest of the transaction ran.
-pub static MOVE_OWNER_SOURCE: LazyLock<String> = LazyLock::new(|| format!("{OWNER_OF}{MOVE_OWNER}"));
+pub static MOVE_OWNER_SOURCE: LazyLock<String> = LazyLock::new(|| format!("{RECORD_HELPERS}{MOVE_OWNER}"));
 pub static DELETE_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(DELETE));
 pub static GET_SLIDING_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(GET_SLIDING));
 pub static PRUNE_STALE_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(PRUNE_STALE));
