@@ -143,13 +143,27 @@ function isPlainOptions(value) {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
+/** The per-call options of each method (listByUser's are checked with its paging options). */
+const CALL_OPTIONS = ['signal', 'timeoutMs'];
+const SET_OPTIONS = ['ifUpdatedAt', ...CALL_OPTIONS];
+const UPDATE_OPTIONS = ['retries', ...CALL_OPTIONS];
+
 /**
- * A call's `{ signal, timeoutMs }`, checked: `undefined` when it has neither
+ * A call's `{ signal, timeoutMs }`, checked (and no key but `known`; `null`
+ * for no check): `undefined` when it has neither
  * (the common call, which then costs nothing more).
  */
-function callLimitsOf(options, what) {
+function callLimitsOf(options, what, known = CALL_OPTIONS) {
   if (options === undefined || options === null) return undefined;
   if (!isPlainOptions(options)) throw invalidArgument(`${what} options must be an object, got ${describeType(options)}`, callLimitsOf);
+  if (known !== null) {
+    // A misspelt ifUpdatedAt must not turn a conditional write into a plain one.
+    for (const key of Object.keys(options)) {
+      if (!known.includes(key)) {
+        throw invalidArgument(`${what}: unknown option ${JSON.stringify(key)} (known: ${known.join(', ')})`, callLimitsOf);
+      }
+    }
+  }
   const { signal, timeoutMs } = options;
   if (signal === undefined && timeoutMs === undefined) return undefined;
   if (signal !== undefined && !(signal instanceof AbortSignal)) {
@@ -375,7 +389,7 @@ class StoreBase {
     if (options === undefined) return this.#call('set', ID, id, json, nothing);
     let limits;
     try {
-      limits = callLimitsOf(options, 'set');
+      limits = callLimitsOf(options, 'set', SET_OPTIONS);
       const { ifUpdatedAt } = options ?? {};
       if (ifUpdatedAt === undefined) return this.#callWithin(limits, 'set', ID, id, [json], nothing);
       if (ifUpdatedAt !== null && typeof ifUpdatedAt !== 'string') {
@@ -416,7 +430,7 @@ class StoreBase {
     if (!(Number.isInteger(retries) && retries >= 0 && retries <= 1000)) {
       throw invalidArgument(`retries must be a whole number from 0 to 1000, got ${retries}`, this.update);
     }
-    const limits = callLimitsOf(options, 'update');
+    const limits = callLimitsOf(options, 'update', UPDATE_OPTIONS);
     const signal = limits?.signal;
     for (let attempt = 0; ; attempt++) {
       // The raw text, so the condition is the stored updatedAt even when a
@@ -460,7 +474,7 @@ class StoreBase {
 
   async listByUser(userId, options) {
     const useSchema = Boolean(this.#schema) && !(options && options.fields);
-    const limits = callLimitsOf(options, 'listByUser');
+    const limits = callLimitsOf(options, 'listByUser', null);
     let records;
     try {
       // The common case: the whole page is one JSON array text, parsed once.

@@ -201,7 +201,7 @@ describe('timeoutMs', () => {
 
   it('refuses bad options with an input error', async () => {
     const store = await openStore();
-    const bad = [{ timeoutMs: 0 }, { timeoutMs: 1.5 }, { timeoutMs: '100' }, { signal: {} }, { signal: 'stop' }];
+    const bad = [{ timeoutMs: 0 }, { timeoutMs: 1.5 }, { timeoutMs: '100' }, { signal: {} }, { signal: 'stop' }, { signl: AbortSignal.abort() }];
     for (const options of bad) {
       await assert.rejects(store.get('c1', options), (err) => {
         assert.ok(err instanceof StoreInputError, `${JSON.stringify(options)}: ${err}`);

@@ -97,6 +97,9 @@ for (const [name, open] of Object.entries(TARGETS)) {
           return true;
         });
       }
+      // A misspelt option is refused, not taken for a plain write.
+      await assert.rejects(first.set('c4', conversation('c4', 'u1'), { ifUpdateAt: null }), /unknown option "ifUpdateAt"/);
+      await assert.rejects(first.update('c4', () => conversation('c4', 'u1'), { retry: 3 }), { code: 'STORE_INVALID_ARGUMENT' });
       assert.equal(await first.get('c4'), undefined);
     });
   });
