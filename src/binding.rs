@@ -529,3 +529,47 @@ pub fn live_counts() -> LiveCounts {
         redis_stores: count(LIVE_REDIS_STORES.load(Ordering::Relaxed)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sets its flag when dropped: tells whether a call's work was dropped.
+    struct DropFlag(Arc<AtomicBool>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_abort_drops_the_work_and_settles_at_once() {
+        let Ok(limits) = NativeCallLimits::new(None) else {
+            panic!("limits without a timeout are valid");
+        };
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(dropped.clone());
+        let work = async move {
+            let _flag = flag;
+            std::future::pending::<StoreResult<Outcome>>().await
+        };
+        let call = tokio::spawn(within_limits(&limits, work));
+        tokio::task::yield_now().await;
+        assert!(!dropped.load(Ordering::SeqCst));
+        limits.abort();
+        let settled = tokio::time::timeout(Duration::from_secs(5), call).await;
+        assert!(matches!(settled, Ok(Ok(Ok(Outcome::Unit)))));
+        assert!(dropped.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn timeouts_must_be_in_range() {
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 3e9] {
+            assert!(NativeCallLimits::new(Some(bad)).is_err(), "{bad}");
+        }
+        assert!(
+            NativeCallLimits::new(Some(250.0)).is_ok_and(|limits| limits.timeout == Some(Duration::from_millis(250)))
+        );
+    }
+}
