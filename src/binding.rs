@@ -239,7 +239,7 @@ impl NativeRedisStore {
         &self,
         env: &'env Env,
         id: String,
-        limits: Limits<'_>,
+        #[napi(ts_arg_type = "NativeCallLimits | undefined | null")] limits: Limits<'_>,
     ) -> napi::Result<PromiseRaw<'env, Option<String>>> {
         let core = self.core.clone();
         self.call(env, limits, async move {
@@ -256,7 +256,7 @@ impl NativeRedisStore {
         env: &'env Env,
         id: String,
         json: Utf16String,
-        limits: Limits<'_>,
+        #[napi(ts_arg_type = "NativeCallLimits | undefined | null")] limits: Limits<'_>,
     ) -> napi::Result<PromiseRaw<'env, ()>> {
         let core = self.core.clone();
         self.call(env, limits, async move {
@@ -277,7 +277,7 @@ impl NativeRedisStore {
         json: Utf16String,
         condition: String,
         updated_at: Option<String>,
-        limits: Limits<'_>,
+        #[napi(ts_arg_type = "NativeCallLimits | undefined | null")] limits: Limits<'_>,
     ) -> napi::Result<PromiseRaw<'env, ()>> {
         let core = self.core.clone();
         self.call(env, limits, async move {
@@ -290,7 +290,12 @@ impl NativeRedisStore {
     }
 
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn delete<'env>(&self, env: &'env Env, id: String, limits: Limits<'_>) -> napi::Result<PromiseRaw<'env, ()>> {
+    pub fn delete<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        #[napi(ts_arg_type = "NativeCallLimits | undefined | null")] limits: Limits<'_>,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
         let core = self.core.clone();
         self.call(env, limits, async move {
             record::validate_id(&id)?;
@@ -306,7 +311,7 @@ impl NativeRedisStore {
         env: &'env Env,
         user_id: String,
         #[napi(ts_arg_type = "ListOptions | undefined | null")] options: Unknown<'_>,
-        limits: Limits<'_>,
+        #[napi(ts_arg_type = "NativeCallLimits | undefined | null")] limits: Limits<'_>,
     ) -> napi::Result<PromiseRaw<'env, String>> {
         let core = self.core.clone();
         let query = list_query(options, core.policy().list_limit);
@@ -326,7 +331,7 @@ impl NativeRedisStore {
         env: &'env Env,
         user_id: String,
         #[napi(ts_arg_type = "ListOptions | undefined | null")] options: Unknown<'_>,
-        limits: Limits<'_>,
+        #[napi(ts_arg_type = "NativeCallLimits | undefined | null")] limits: Limits<'_>,
     ) -> napi::Result<PromiseRaw<'env, Vec<String>>> {
         let core = self.core.clone();
         let query = list_query(options, core.policy().list_limit);
@@ -338,7 +343,11 @@ impl NativeRedisStore {
     }
 
     #[napi(ts_return_type = "Promise<number>")]
-    pub fn ping<'env>(&self, env: &'env Env, limits: Limits<'_>) -> napi::Result<PromiseRaw<'env, f64>> {
+    pub fn ping<'env>(
+        &self,
+        env: &'env Env,
+        #[napi(ts_arg_type = "NativeCallLimits | undefined | null")] limits: Limits<'_>,
+    ) -> napi::Result<PromiseRaw<'env, f64>> {
         let core = self.core.clone();
         self.call(env, limits, async move { core.ping().await.map(Outcome::Number) })
     }
