@@ -7,6 +7,19 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * A call's own limits (`{ signal, timeoutMs }`): made by `index.js` only
+ * for calls that pass them, so the common call carries nothing extra.
+ */
+export declare class NativeCallLimits {
+  constructor(timeoutMs?: number | undefined | null)
+  /**
+   * The caller's signal aborted: the call stops waiting for its reply
+   * (a reply that still arrives is matched to it and dropped).
+   */
+  abort(): void
+}
+
 /** The native half of `MemoryStore`: synchronous, `index.js` makes it async. */
 export declare class NativeMemoryStore {
   constructor(options: CommonOptions | undefined | null)
@@ -17,6 +30,7 @@ export declare class NativeMemoryStore {
   get excludedFields(): Array<string>
   get(id: string): string | null
   set(id: string, json: string): void
+  setIf(id: string, json: string, condition: string, updatedAt?: string | undefined | null): void
   delete(id: string): void
   listByUser(userId: string, options: ListOptions | undefined | null): string
   listByUserPairs(userId: string, options: ListOptions | undefined | null): Array<string>
@@ -32,24 +46,29 @@ export declare class NativeRedisStore {
   get status(): string
   get excludedFields(): Array<string>
   get redactedUrl(): string
-  get(id: string): Promise<string | null>
+  get(id: string, limits: NativeCallLimits | undefined | null): Promise<string | null>
   /**
    * `json` is read as UTF-16 (a copy for V8) and turned into UTF-8 on
    * tokio, off the JS thread.
    */
-  set(id: string, json: string): Promise<void>
-  delete(id: string): Promise<void>
+  set(id: string, json: string, limits: NativeCallLimits | undefined | null): Promise<void>
+  /**
+   * `set` with `ifUpdatedAt`: `condition` is `absent`, `updatedAt` (then
+   * `updatedAt` holds the text) or `noUpdatedAt`.
+   */
+  setIf(id: string, json: string, condition: string, updatedAt: string | undefined | null, limits: NativeCallLimits | undefined | null): Promise<void>
+  delete(id: string, limits: NativeCallLimits | undefined | null): Promise<void>
   /**
    * The page as one JSON array text: one string and one `JSON.parse` on
    * the main thread, however many records.
    */
-  listByUser(userId: string, options: ListOptions | undefined | null): Promise<string>
+  listByUser(userId: string, options: ListOptions | undefined | null, limits: NativeCallLimits | undefined | null): Promise<string>
   /**
    * The page as `id, json, id, json, ...`, for when the array text does not
    * parse (a corrupt record) and each record must be read on its own.
    */
-  listByUserPairs(userId: string, options: ListOptions | undefined | null): Promise<Array<string>>
-  ping(): Promise<number>
+  listByUserPairs(userId: string, options: ListOptions | undefined | null, limits: NativeCallLimits | undefined | null): Promise<Array<string>>
+  ping(limits: NativeCallLimits | undefined | null): Promise<number>
   close(): void
   /**
    * @internal Rejects with `StoreError::samples()[index]` through the

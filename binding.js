@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.NativeCallLimits = nativeBinding.NativeCallLimits
 module.exports.NativeMemoryStore = nativeBinding.NativeMemoryStore
 module.exports.NativeRedisStore = nativeBinding.NativeRedisStore
 module.exports._errorSamples = nativeBinding._errorSamples

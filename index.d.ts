@@ -176,8 +176,39 @@ export interface RedisStoreOptions<T = StoredConversation> extends MemoryStoreOp
   sentinelPassword?: string | undefined;
 }
 
+/**
+ * Per-call options, the last argument of every method (`listByUser` takes
+ * them in its options object).
+ */
+export interface CallOptions {
+  /**
+   * Aborts the call: one already aborted rejects at once with
+   * `signal.reason` and sends nothing; an abort in flight rejects at once
+   * (an aborted write may still have been applied).
+   */
+  signal?: AbortSignal | undefined;
+  /** Replaces `commandTimeoutMs` for this call (`STORE_TIMEOUT`), 1–2147483647 ms. */
+  timeoutMs?: number | undefined;
+}
+
+/** Options of a conditional `set`. */
+export interface SetOptions extends CallOptions {
+  /**
+   * Write only if the stored record's `updatedAt` is exactly this text, or,
+   * with `null`, only if no record is stored; otherwise reject with
+   * `StoreConflictError` and write nothing.
+   */
+  ifUpdatedAt?: string | null | undefined;
+}
+
+/** Options of `update`. */
+export interface UpdateOptions extends CallOptions {
+  /** How many times to read again and call `fn` again after a conflict. Default `5`. */
+  retries?: number | undefined;
+}
+
 /** Paging and shaping of `listByUser`. */
-export interface ListOptions<T = StoredConversation> {
+export interface ListOptions<T = StoredConversation> extends CallOptions {
   /** Most records to return (1–1000). Default: the store's `listLimit` (50). */
   limit?: number | undefined;
   /** Records to skip, newest first. Default `0`. */
@@ -198,15 +229,26 @@ declare abstract class StoreBase<T> implements ConversationStore<T> {
    * The record, or `undefined` when it is missing or expired. Rejects with
    * `StoreDataError` when the stored record is not JSON or the schema rejects it.
    */
-  get(id: string): Promise<T | undefined>;
+  get(id: string, options?: CallOptions): Promise<T | undefined>;
   /**
    * Writes the record and its user-index entry atomically (fields in
    * `excludeFields` are dropped). Rejects with `StoreInputError` on bad input,
-   * writing nothing.
+   * writing nothing. With `ifUpdatedAt`, writes only over that version
+   * (else `StoreConflictError`, nothing written).
    */
-  set(id: string, conversation: T): Promise<void>;
+  set(id: string, conversation: T, options?: SetOptions): Promise<void>;
+  /**
+   * Reads the record, calls `fn(current)` (`undefined` when there is none;
+   * may be async) and writes what it returns only if the record did not
+   * change meanwhile; on a conflict, reads and calls `fn` again, up to
+   * `retries` times, then rejects with `StoreConflictError`. The written
+   * record gets a fresh `updatedAt`, strictly later than the one read, unless
+   * `fn` sets its own. Resolves the record written, or `undefined` when `fn`
+   * returned `undefined` (nothing written).
+   */
+  update(id: string, fn: (current: T | undefined) => T | undefined | Promise<T | undefined>, options?: UpdateOptions): Promise<T | undefined>;
   /** Removes the record and its index entry; idempotent. */
-  delete(id: string): Promise<void>;
+  delete(id: string, options?: CallOptions): Promise<void>;
   /**
    * The user's records, newest first by `updatedAt`. Unreadable records are
    * skipped with a `[STORE]` warning.
@@ -219,7 +261,7 @@ declare abstract class StoreBase<T> implements ConversationStore<T> {
   ): Promise<Array<Partial<Pick<T, K>>>>;
   listByUser(userId: string, options?: ListOptions<T>): Promise<Array<T | Partial<T>>>;
   /** Measures one round trip, in milliseconds. */
-  ping(): Promise<number>;
+  ping(options?: CallOptions): Promise<number>;
   /** Ends the store; later operations reject with `RedisError` `STORE_CLOSED`. */
   close(): Promise<void>;
 }
@@ -238,7 +280,7 @@ export declare class RedisStore<T extends ConversationRecord = StoredConversatio
   /** The Redis URL with any password replaced by `***`. */
   get redactedUrl(): string;
   /** One round trip to Redis (`PING`); resolves its duration in milliseconds. */
-  ping(): Promise<number>;
+  ping(options?: CallOptions): Promise<number>;
   /** Ends the connection; the process can then exit. Later calls reject with `STORE_CLOSED`. */
   close(): Promise<void>;
 }
@@ -249,7 +291,7 @@ export declare class MemoryStore<T extends ConversationRecord = StoredConversati
   /** `ready`, or `closed` after `close()`. */
   get status(): StoreStatus;
   /** Resolves `0`. */
-  ping(): Promise<number>;
+  ping(options?: CallOptions): Promise<number>;
   /** Later operations reject with `STORE_CLOSED`. */
   close(): Promise<void>;
 }
@@ -278,7 +320,7 @@ export declare function createConversationStore<T extends ConversationRecord = S
 export type RedisErrorCode =
   /** Unreachable: refused, reset, DNS, still reconnecting, or a demoted primary (`READONLY`). */
   | 'STORE_UNAVAILABLE'
-  /** No answer within `commandTimeoutMs`. */
+  /** No answer within `commandTimeoutMs` (or the call's `timeoutMs`). */
   | 'STORE_TIMEOUT'
   /** Authentication or authorization refused (password, ACL). */
   | 'STORE_AUTH'
@@ -302,8 +344,15 @@ export type StoreConfigErrorCode = 'STORE_INVALID_CONFIG';
 
 export type StoreDataErrorCode = 'STORE_CORRUPT_RECORD';
 
+export type StoreConflictErrorCode = 'STORE_CONFLICT';
+
 /** Any `code` the store's errors carry. */
-export type StoreErrorCode = RedisErrorCode | StoreInputErrorCode | StoreConfigErrorCode | StoreDataErrorCode;
+export type StoreErrorCode =
+  | RedisErrorCode
+  | StoreInputErrorCode
+  | StoreConfigErrorCode
+  | StoreDataErrorCode
+  | StoreConflictErrorCode;
 
 /** Redis was unreachable, slow, refused TLS or auth, or answered an error (answer 503). */
 export declare class RedisError extends Error {
@@ -331,6 +380,17 @@ export declare class StoreDataError extends Error {
   constructor(code: StoreDataErrorCode, message: string, options?: { cause?: unknown });
   name: 'StoreDataError';
   code: StoreDataErrorCode;
+}
+
+/**
+ * A conditional write (`set` with `ifUpdatedAt`, or `update` out of retries)
+ * found the record changed by another writer; nothing was written. Not a
+ * `RedisError` (answer 409).
+ */
+export declare class StoreConflictError extends Error {
+  constructor(code: StoreConflictErrorCode, message: string, options?: { cause?: unknown });
+  name: 'StoreConflictError';
+  code: StoreConflictErrorCode;
 }
 
 /**

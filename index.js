@@ -44,6 +44,19 @@ class StoreDataError extends Error {
 }
 
 /**
+ * A conditional write (`set` with `ifUpdatedAt`, or `update`) found the
+ * record changed by another writer; nothing was written. Not a RedisError:
+ * answer 409 and let the client retry.
+ */
+class StoreConflictError extends Error {
+  constructor(code, message, options) {
+    super(message, options);
+    this.name = 'StoreConflictError';
+    this.code = code;
+  }
+}
+
+/**
  * The JS class of every `code` the native side sets (one per `StoreError`
  * variant in src/error.rs; __test__/errors.test.js checks this table
  * against the native list).
@@ -63,6 +76,7 @@ const ERROR_CLASS_BY_CODE = new Map([
   ['STORE_TLS', RedisError],
   ['STORE_REPLY', RedisError],
   ['STORE_CLOSED', RedisError],
+  ['STORE_CONFLICT', StoreConflictError],
 ]);
 
 /**
@@ -117,6 +131,79 @@ function isRedisError(err) {
     err instanceof Error &&
     (REDIS_ERROR_NAMES.has(err.name) || /ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENOTFOUND/.test(err.message))
   );
+}
+
+function invalidArgument(message, caller) {
+  const err = new StoreInputError('STORE_INVALID_ARGUMENT', message);
+  Error.captureStackTrace(err, caller);
+  return err;
+}
+
+function isPlainOptions(value) {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+/** The per-call options of each method (listByUser's are checked with its paging options). */
+const CALL_OPTIONS = ['signal', 'timeoutMs'];
+const SET_OPTIONS = ['ifUpdatedAt', ...CALL_OPTIONS];
+const UPDATE_OPTIONS = ['retries', ...CALL_OPTIONS];
+
+/**
+ * A call's `{ signal, timeoutMs }`, checked (and no key but `known`; `null`
+ * for no check): `undefined` when it has neither
+ * (the common call, which then costs nothing more).
+ */
+function callLimitsOf(options, what, known = CALL_OPTIONS) {
+  if (options === undefined || options === null) return undefined;
+  if (!isPlainOptions(options)) throw invalidArgument(`${what} options must be an object, got ${describeType(options)}`, callLimitsOf);
+  if (known !== null) {
+    // A misspelt ifUpdatedAt must not turn a conditional write into a plain one.
+    for (const key of Object.keys(options)) {
+      if (!known.includes(key)) {
+        throw invalidArgument(`${what}: unknown option ${JSON.stringify(key)} (known: ${known.join(', ')})`, callLimitsOf);
+      }
+    }
+  }
+  const { signal, timeoutMs } = options;
+  if (signal === undefined && timeoutMs === undefined) return undefined;
+  if (signal !== undefined && !(signal instanceof AbortSignal)) {
+    throw invalidArgument(`signal must be an AbortSignal, got ${describeType(signal)}`, callLimitsOf);
+  }
+  if (timeoutMs !== undefined && !(Number.isInteger(timeoutMs) && timeoutMs >= 1 && timeoutMs <= 2147483647)) {
+    throw invalidArgument(`timeoutMs must be a whole number of milliseconds from 1 to 2147483647, got ${describeType(timeoutMs) === 'a number' ? timeoutMs : describeType(timeoutMs)}`, callLimitsOf);
+  }
+  return { signal, timeoutMs };
+}
+
+/**
+ * `settled`, or a rejection with the signal's reason as soon as it aborts
+ * (`native` is told to stop waiting; its late outcome is ignored).
+ */
+function untilAborted(settled, signal, nativeLimits) {
+  return new Promise((resolve, reject) => {
+    const onAbort = () => {
+      nativeLimits?.abort();
+      reject(signal.reason);
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    settled.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+/** An `updatedAt` strictly later than `read` (an ISO text, or undefined). */
+function laterThan(read) {
+  const readMs = typeof read === 'string' ? Date.parse(read) : NaN;
+  const now = Date.now();
+  return new Date(Number.isNaN(readMs) ? now : Math.max(now, readMs + 1)).toISOString();
 }
 
 function makeLog(logger) {
@@ -183,6 +270,11 @@ class StoreBase {
     return this.#native;
   }
 
+  /** @internal A call with no id (ping) within its limits. */
+  _callWithin(limits, method) {
+    return this.#callWithin(limits, method, undefined, undefined, []);
+  }
+
   // Fields never persisted (e.g. a live SDK object) are dropped here, and
   // only here, before JSON.stringify ever sees them; the rest is kept exactly
   // as it is. A record with toJSON() is read through it first, as
@@ -228,16 +320,7 @@ class StoreBase {
         cause: err,
       });
     }
-    if (!useSchema || !this.#schema) return value;
-    try {
-      return this.#schema.parse(value);
-    } catch (err) {
-      throw new StoreDataError(
-        'STORE_CORRUPT_RECORD',
-        `stored conversation ${JSON.stringify(id)} does not match the schema: ${err.message}`,
-        { cause: err },
-      );
-    }
+    return useSchema ? this.#parseWithSchema(id, value) : value;
   }
 
   // Starts a native call and chains `then` onto it, shaping its failure: one
@@ -255,46 +338,168 @@ class StoreBase {
     return Promise.resolve(result).then(then, rethrowShaped);
   }
 
-  get(id) {
-    return this.#call('get', ID, id, undefined, (text) => (text == null ? undefined : this.#decode(id, text)));
+  // The same for a call with `{ signal, timeoutMs }` (`limits`, checked) or
+  // more arguments (`args`, after `first`). A signal already aborted rejects
+  // with its reason and sends nothing; one that aborts in flight rejects at
+  // once, and the native call stops waiting for its reply.
+  #callWithin(limits, method, argument, first, args, then = identity) {
+    if (first !== undefined && typeof first !== 'string') return Promise.reject(notAString(argument, first));
+    const signal = limits?.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    let nativeLimits;
+    let result;
+    try {
+      // The memory store answers at once: nothing to time out or abort.
+      if (limits !== undefined && this.#native instanceof native.NativeRedisStore) {
+        nativeLimits = new native.NativeCallLimits(limits.timeoutMs ?? null);
+      }
+      const nativeArgs = first === undefined ? args : [first, ...args];
+      result = this.#native[method](...nativeArgs, nativeLimits);
+    } catch (err) {
+      return Promise.reject(shapeError(err));
+    }
+    const settled = Promise.resolve(result).then(then, rethrowShaped);
+    return signal === undefined ? settled : untilAborted(settled, signal, nativeLimits);
   }
 
-  set(id, conversation) {
+  get(id, options) {
+    const decode = (text) => (text == null ? undefined : this.#decode(id, text));
+    if (options === undefined) return this.#call('get', ID, id, undefined, decode);
+    let limits;
+    try {
+      limits = callLimitsOf(options, 'get');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#callWithin(limits, 'get', ID, id, [], decode);
+  }
+
+  /**
+   * Writes the record; with `ifUpdatedAt` (a string, or null for "no record
+   * stored"), only if the stored record's `updatedAt` is exactly that, in
+   * one atomic step, else rejects with StoreConflictError.
+   */
+  set(id, conversation, options) {
     let json;
     try {
       json = this.#encode(id, conversation);
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#call('set', ID, id, json, nothing);
+    if (options === undefined) return this.#call('set', ID, id, json, nothing);
+    let limits;
+    try {
+      limits = callLimitsOf(options, 'set', SET_OPTIONS);
+      const { ifUpdatedAt } = options ?? {};
+      if (ifUpdatedAt === undefined) return this.#callWithin(limits, 'set', ID, id, [json], nothing);
+      if (ifUpdatedAt !== null && typeof ifUpdatedAt !== 'string') {
+        throw invalidArgument(`ifUpdatedAt must be a string or null, got ${describeType(ifUpdatedAt)}`, this.set);
+      }
+      return this.#setIf(id, json, ifUpdatedAt === null ? 'absent' : 'updatedAt', ifUpdatedAt ?? undefined, limits);
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
-  delete(id) {
-    return this.#call('delete', ID, id, undefined, nothing);
+  #setIf(id, json, condition, updatedAt, limits) {
+    return this.#callWithin(limits, 'setIf', ID, id, [json, condition, updatedAt ?? null], nothing);
+  }
+
+  delete(id, options) {
+    if (options === undefined) return this.#call('delete', ID, id, undefined, nothing);
+    let limits;
+    try {
+      limits = callLimitsOf(options, 'delete');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#callWithin(limits, 'delete', ID, id, [], nothing);
+  }
+
+  /**
+   * Reads the record, calls `fn(current)` and writes what it returns only if
+   * the record was not changed meanwhile; on a conflict, reads again and
+   * calls `fn` again (up to `retries` times). Resolves the record written,
+   * or undefined when `fn` returned undefined (nothing written).
+   */
+  async update(id, fn, options = {}) {
+    if (typeof id !== 'string') throw notAString(ID, id);
+    if (typeof fn !== 'function') throw invalidArgument(`update needs a function, got ${describeType(fn)}`, this.update);
+    if (!isPlainOptions(options)) throw invalidArgument(`update options must be an object, got ${describeType(options)}`, this.update);
+    const { retries = 5 } = options;
+    if (!(Number.isInteger(retries) && retries >= 0 && retries <= 1000)) {
+      throw invalidArgument(`retries must be a whole number from 0 to 1000, got ${retries}`, this.update);
+    }
+    const limits = callLimitsOf(options, 'update', UPDATE_OPTIONS);
+    const signal = limits?.signal;
+    for (let attempt = 0; ; attempt++) {
+      // The raw text, so the condition is the stored updatedAt even when a
+      // schema turns it into something else (a Date).
+      const text = await this.#callWithin(limits, 'get', ID, id, []);
+      const stored = text == null ? undefined : this.#decode(id, text, { useSchema: false });
+      const current = stored === undefined ? undefined : this.#parseWithSchema(id, stored);
+      const next = await fn(current);
+      signal?.throwIfAborted();
+      if (next === undefined) return undefined;
+      const written = this.#stamped(next, current, stored);
+      let condition = 'absent';
+      if (stored !== undefined) condition = typeof stored.updatedAt === 'string' ? 'updatedAt' : 'noUpdatedAt';
+      try {
+        await this.#setIf(id, this.#encode(id, written), condition, stored?.updatedAt, limits);
+        return written;
+      } catch (err) {
+        if (!(err instanceof StoreConflictError) || attempt >= retries) throw err;
+      }
+    }
+  }
+
+  // What update writes: fn's record with a fresh updatedAt, strictly later
+  // than the one read, unless fn set one of its own.
+  #stamped(next, current, stored) {
+    if (!isPlainOptions(next)) return next; // #encode names what is wrong with it
+    const own = next.updatedAt !== undefined && next.updatedAt !== current?.updatedAt;
+    return own ? next : { ...next, updatedAt: laterThan(stored?.updatedAt) };
+  }
+
+  #parseWithSchema(id, value) {
+    if (!this.#schema) return value;
+    try {
+      return this.#schema.parse(value);
+    } catch (err) {
+      throw new StoreDataError('STORE_CORRUPT_RECORD', `stored conversation ${JSON.stringify(id)} does not match the schema: ${err.message}`, {
+        cause: err,
+      });
+    }
   }
 
   async listByUser(userId, options) {
     const useSchema = Boolean(this.#schema) && !(options && options.fields);
+    const limits = callLimitsOf(options, 'listByUser', null);
     let records;
     try {
       // The common case: the whole page is one JSON array text, parsed once.
-      records = JSON.parse(await this.#call('listByUser', USER_ID, userId, options));
+      records = JSON.parse(await this.#list('listByUser', userId, options, limits));
     } catch (err) {
       if (!(err instanceof SyntaxError)) throw err;
-      return this.#listOneByOne(userId, options, useSchema);
+      return this.#listOneByOne(userId, options, useSchema, limits);
     }
     if (!useSchema) return records;
     try {
       return records.map((record) => this.#schema.parse(record));
     } catch {
-      return this.#listOneByOne(userId, options, useSchema);
+      return this.#listOneByOne(userId, options, useSchema, limits);
     }
+  }
+
+  #list(method, userId, options, limits) {
+    if (limits === undefined) return this.#call(method, USER_ID, userId, options);
+    return this.#callWithin(limits, method, USER_ID, userId, [options]);
   }
 
   // Some stored record is not JSON, or the schema rejects one: read each
   // record on its own, and skip the bad ones with a warning naming them.
-  async #listOneByOne(userId, options, useSchema) {
-    const pairs = await this.#call('listByUserPairs', USER_ID, userId, options);
+  async #listOneByOne(userId, options, useSchema, limits) {
+    const pairs = await this.#list('listByUserPairs', userId, options, limits);
     const records = [];
     for (let i = 0; i < pairs.length; i += 2) {
       try {
@@ -325,7 +530,9 @@ class RedisStore extends StoreBase {
   }
 
   /** One round trip to Redis; resolves its duration in milliseconds. */
-  async ping() {
+  async ping(options) {
+    const limits = callLimitsOf(options, 'ping');
+    if (limits !== undefined) return this._callWithin(limits, 'ping');
     try {
       return await this._native.ping();
     } catch (err) {
@@ -361,7 +568,9 @@ class MemoryStore extends StoreBase {
   }
 
   /** Resolves 0 (no round trip); rejects with STORE_CLOSED after close(). */
-  async ping() {
+  async ping(options) {
+    const limits = callLimitsOf(options, 'ping');
+    if (limits !== undefined) return this._callWithin(limits, 'ping');
     try {
       return this._native.ping();
     } catch (err) {
@@ -408,4 +617,5 @@ module.exports = {
   StoreInputError,
   StoreConfigError,
   StoreDataError,
+  StoreConflictError,
 };

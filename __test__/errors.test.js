@@ -16,7 +16,7 @@ const native = require('../loader.js').loadBinding();
 const { startRedis } = require('../test-support');
 
 const { MemoryStore, RedisStore } = store;
-const CLASS_NAMES = ['RedisError', 'StoreInputError', 'StoreConfigError', 'StoreDataError'];
+const CLASS_NAMES = ['RedisError', 'StoreInputError', 'StoreConfigError', 'StoreDataError', 'StoreConflictError'];
 const samples = native._errorSamples();
 
 /** The checks every shaped sample must pass. */

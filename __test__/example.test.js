@@ -11,6 +11,7 @@ const { spawn } = require('node:child_process');
 const path = require('node:path');
 
 const { RedisStore, MemoryStore } = require('..');
+const native = require('../loader.js').loadBinding();
 const { createApp } = require('../example/app');
 const { startRedis, freePort, pollUntil, delay } = require('../test-support');
 
@@ -160,6 +161,83 @@ describe('example app on a RedisStore', () => {
 
   it('answers 400 for bad input, never 503', async () => {
     await badInput(base);
+  });
+
+  it('appends messages sent at once: every acknowledged one lands, none twice; 404 and 400 as expected', async () => {
+    assert.equal((await request(base, 'PUT', '/conversations/c-msg', requestBody('alice', { history: [] }))).status, 204);
+    const count = 30;
+    const answers = await Promise.all(
+      Array.from({ length: count }, (_, n) => request(base, 'POST', '/conversations/c-msg/messages', { role: 'user', content: `m${n}` })),
+    );
+    // update retries 5 times by default, so under 30 appends at once one may
+    // keep losing and answer 409 (it wrote nothing then). Each of its six
+    // conflicts was another append landing, so if any answered 409, at least
+    // six answered 201.
+    const statuses = answers.map((a) => a.status);
+    assert.ok(statuses.every((status) => status === 201 || status === 409), `statuses: ${statuses}`);
+    const landed = Array.from({ length: count }, (_, n) => `m${n}`).filter((_, n) => statuses[n] === 201);
+    assert.ok(landed.length === count || landed.length >= 6, `only ${landed.length} of ${count} appends landed`);
+    const contents = (await request(base, 'GET', '/conversations/c-msg')).body.history.map((m) => m.content);
+    assert.deepEqual([...contents].sort(), landed.sort(), 'every acknowledged append is stored, once; no refused one is');
+    assert.equal((await request(base, 'POST', '/conversations/nobody/messages', { role: 'user', content: 'hi' })).status, 404);
+    assert.equal((await request(base, 'POST', '/conversations/c-msg/messages', { role: 'user' })).status, 400);
+  });
+
+  it('answers 409 when another writer keeps getting in first', async () => {
+    const rival = new RedisStore({ url: srv.url, allowPlaintext: true, logger: null });
+    let bump = 0;
+    // The app's store, except that before each of update's writes a rival
+    // store really changes the record (a fresh updatedAt), in Redis.
+    const contested = {
+      get: (...args) => store.get(...args),
+      set: (...args) => store.set(...args),
+      delete: (...args) => store.delete(...args),
+      listByUser: (...args) => store.listByUser(...args),
+      update: (id, fn, options) =>
+        store.update(
+          id,
+          async (current) => {
+            await rival.set(id, { ...current, updatedAt: new Date(Date.now() + 1000 * ++bump).toISOString() });
+            return fn(current);
+          },
+          options,
+        ),
+    };
+    const { server: contestedServer, base: contestedBase } = await listen(createApp(contested));
+    try {
+      await request(contestedBase, 'PUT', '/conversations/c-409', requestBody('alice'));
+      const res = await request(contestedBase, 'POST', '/conversations/c-409/messages', { role: 'user', content: 'lost' });
+      assert.equal(res.status, 409, JSON.stringify(res.body));
+      assert.equal(res.body.code, 'STORE_CONFLICT');
+      assert.equal(bump, 6, 'one try and five retries');
+      const stored = (await request(contestedBase, 'GET', '/conversations/c-409')).body;
+      assert.ok(!stored.history.some((m) => m.content === 'lost'));
+    } finally {
+      await closeServer(contestedServer);
+      await rival.close();
+    }
+  });
+
+  it('a client that leaves aborts its store call at once, not at the command timeout', async () => {
+    srv.pause();
+    try {
+      const controller = new AbortController();
+      const pending = fetch(`${base}/conversations/any`, { signal: controller.signal }).catch((err) => err);
+      await pollUntil(() => native._liveCounts().calls > 0, { timeoutMs: 2000, what: 'the GET to reach the store' });
+      const left = performance.now();
+      controller.abort();
+      assert.equal((await pending).name, 'AbortError');
+      await pollUntil(() => native._liveCounts().calls === 0, { timeoutMs: 2000, intervalMs: 5, what: 'the store call to end' });
+      const elapsed = performance.now() - left;
+      assert.ok(elapsed < COMMAND_TIMEOUT_MS - 150, `the store call ended ${elapsed.toFixed(0)} ms after the client left`);
+    } finally {
+      srv.resume();
+    }
+    await pollUntil(async () => (await request(base, 'GET', '/conversations/any')).status === 404, {
+      timeoutMs: 10_000,
+      what: 'a GET to answer again after the pause',
+      retryErrors: true,
+    });
   });
 
   it('answers 503 within the command timeout while Redis hangs', async () => {

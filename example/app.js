@@ -68,6 +68,27 @@ function listOptions(req) {
   return options;
 }
 
+/** One chat message from the request body, or a 400. */
+function messageBody(req) {
+  const message = conversationBody(req);
+  if (typeof message.role !== 'string' || typeof message.content !== 'string') {
+    throw new HttpError(400, 'BAD_REQUEST', 'a message needs a string role and a string content');
+  }
+  return message;
+}
+
+/**
+ * Per-call options whose signal aborts when the client goes away before its
+ * answer is sent: the store stops waiting for Redis on its behalf.
+ */
+function untilClientLeaves(res) {
+  const controller = new AbortController();
+  res.on('close', () => {
+    if (!res.writableFinished) controller.abort(new Error('the client disconnected'));
+  });
+  return { signal: controller.signal };
+}
+
 /** What /health reports about the store, read synchronously. */
 function storeHealth(store) {
   if (store instanceof MemoryStore) return { redis: 'not_configured', store: 'MemoryStore' };
@@ -76,7 +97,7 @@ function storeHealth(store) {
 }
 
 /**
- * @param {{ get: Function, set: Function, delete: Function, listByUser: Function, status?: string }} store
+ * @param {{ get: Function, set: Function, update: Function, delete: Function, listByUser: Function, status?: string }} store
  * @returns {import('express').Express}
  */
 function createApp(store) {
@@ -95,7 +116,7 @@ function createApp(store) {
       createdAt: body.createdAt ?? now,
       updatedAt: now,
     };
-    await store.set(req.params.id, conversation);
+    await store.set(req.params.id, conversation, untilClientLeaves(res));
     res.status(204).end();
   });
 
@@ -105,15 +126,32 @@ function createApp(store) {
     const id = randomUUID();
     const now = new Date().toISOString();
     const conversation = { ...body, externalId: id, createdAt: body.createdAt ?? now, updatedAt: now };
-    await store.set(id, conversation);
+    await store.set(id, conversation, untilClientLeaves(res));
     // Echo the record without the live SDK object, which the store never
     // persists (and which JSON may not even be able to encode).
     const { sdkConversationRef, ...echo } = conversation; // eslint-disable-line no-unused-vars
     res.status(201).location(`/conversations/${id}`).json(echo);
   });
 
+  // Append one message. Two appends at once (a double-sent message, two
+  // tabs) both land: update re-reads and retries when the other got in
+  // first, and answers 409 only when it keeps losing.
+  app.post('/conversations/:id/messages', async (req, res) => {
+    const message = messageBody(req);
+    const written = await store.update(
+      req.params.id,
+      (current) => current && { ...current, history: [...(current.history ?? []), message] },
+      untilClientLeaves(res),
+    );
+    if (written === undefined) {
+      res.status(404).json({ error: 'conversation not found', code: 'NOT_FOUND' });
+      return;
+    }
+    res.status(201).json({ updatedAt: written.updatedAt, messages: written.history.length });
+  });
+
   app.get('/conversations/:id', async (req, res) => {
-    const conversation = await store.get(req.params.id);
+    const conversation = await store.get(req.params.id, untilClientLeaves(res));
     if (conversation === undefined) {
       res.status(404).json({ error: 'conversation not found', code: 'NOT_FOUND' });
       return;
@@ -122,11 +160,11 @@ function createApp(store) {
   });
 
   app.get('/users/:userId/conversations', async (req, res) => {
-    res.json(await store.listByUser(req.params.userId, listOptions(req)));
+    res.json(await store.listByUser(req.params.userId, { ...listOptions(req), ...untilClientLeaves(res) }));
   });
 
   app.delete('/conversations/:id', async (req, res) => {
-    await store.delete(req.params.id);
+    await store.delete(req.params.id, untilClientLeaves(res));
     res.status(204).end();
   });
 
@@ -141,17 +179,23 @@ function createApp(store) {
     res.status(404).json({ error: 'not found', code: 'NOT_FOUND' });
   });
 
-  // The chat server's mapping: store unavailable → 503, bad input → 400,
-  // anything else → 500. Express 5 forwards rejected promises from async
-  // handlers here.
+  // The chat server's mapping: store unavailable → 503, bad input → 400, a
+  // concurrent edit that kept winning → 409, anything else → 500. Express 5
+  // forwards rejected promises from async handlers here.
   // eslint-disable-next-line no-unused-vars
   app.use((err, req, res, next) => {
+    // The client left (its call was aborted): nobody is there to answer.
+    if (res.destroyed) return;
     if (isRedisError(err)) {
       res.status(503).json({ error: 'store unavailable', code: err.code });
       return;
     }
     if (err.name === 'StoreInputError') {
       res.status(400).json({ error: err.message, code: err.code });
+      return;
+    }
+    if (err.name === 'StoreConflictError') {
+      res.status(409).json({ error: err.message, code: err.code });
       return;
     }
     // The app's own 4xx, and body-parser's (malformed JSON 400, too large 413).

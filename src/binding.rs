@@ -8,17 +8,22 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 
-use napi::bindgen_prelude::{FnArgs, Function, PromiseRaw, Unknown, Utf16String};
+use std::future::Future;
+use std::time::Duration;
+
+use napi::bindgen_prelude::{ClassInstance, FnArgs, Function, PromiseRaw, Unknown, Utf16String};
 use napi::Env;
 use napi_derive::napi;
+use tokio::sync::watch;
 
 use crate::completion::{self, Completer, Counted, JsText, Outcome};
 use crate::config::{self, CommonOptions, RedisConfig, RedisOptions, StoreEnv};
+use crate::connection;
 use crate::error::{napi_failure, JsCode, JsError, StoreError, StoreResult};
 use crate::logger::Logger;
 use crate::memory_store::MemoryStoreCore;
 use crate::options::{self, Store};
-use crate::record::{self, ListQuery};
+use crate::record::{self, ListQuery, Precondition};
 use crate::redis_store::RedisStoreCore;
 use crate::text::utf16_to_utf8;
 
@@ -105,6 +110,68 @@ fn ensure_crypto_provider() {
     });
 }
 
+/// A call's own limits (`{ signal, timeoutMs }`): made by `index.js` only
+/// for calls that pass them, so the common call carries nothing extra.
+#[napi]
+pub struct NativeCallLimits {
+    timeout: Option<Duration>,
+    aborted: watch::Sender<bool>,
+}
+
+#[napi]
+impl NativeCallLimits {
+    #[napi(constructor)]
+    pub fn new(timeout_ms: Option<f64>) -> napi::Result<Self, JsCode> {
+        let timeout = match timeout_ms {
+            None => None,
+            Some(ms) if (1.0..=2_147_483_647.0).contains(&ms) => Some(Duration::from_millis(ms as u64)),
+            Some(ms) => {
+                return Err(StoreError::InvalidArgument(format!(
+                    "timeoutMs must be a number of milliseconds from 1 to 2147483647, got {ms}"
+                ))
+                .into())
+            }
+        };
+        Ok(NativeCallLimits {
+            timeout,
+            aborted: watch::Sender::new(false),
+        })
+    }
+
+    /// The caller's signal aborted: the call stops waiting for its reply
+    /// (a reply that still arrives is matched to it and dropped).
+    #[napi]
+    pub fn abort(&self) {
+        self.aborted.send_replace(true);
+    }
+}
+
+/// `work` within a call's limits: its timeout in place of the command
+/// timeout, and dropped (which cancels its wait) when the call is aborted.
+fn within_limits<F>(limits: &NativeCallLimits, work: F) -> impl Future<Output = StoreResult<Outcome>> + Send + 'static
+where
+    F: Future<Output = StoreResult<Outcome>> + Send + 'static,
+{
+    let timeout = limits.timeout;
+    let mut aborted = limits.aborted.subscribe();
+    async move {
+        let work = async move {
+            match timeout {
+                Some(timeout) => connection::with_call_timeout(timeout, work).await,
+                None => work.await,
+            }
+        };
+        tokio::select! {
+            outcome = work => outcome,
+            // index.js has already rejected the caller's promise with the
+            // signal's reason; this settles the native one, which nobody reads.
+            _ = aborted.wait_for(|aborted| *aborted) => Ok(Outcome::Unit),
+        }
+    }
+}
+
+type Limits<'a> = Option<ClassInstance<'a, NativeCallLimits>>;
+
 /// The native half of `RedisStore` (see index.js for the public class).
 /// Each operation returns a promise settled through the store's one
 /// [`Completer`]; arguments are checked on tokio, so a bad one rejects.
@@ -118,6 +185,20 @@ pub struct NativeRedisStore {
 /// `NativeRedisStore`s not yet dropped, across the process: a store of a
 /// terminated worker must go too (its JS object is finalized with the worker).
 static LIVE_REDIS_STORES: AtomicUsize = AtomicUsize::new(0);
+
+impl NativeRedisStore {
+    /// Starts `work` as a call settled through the store's completer, within
+    /// the call's limits when it has any.
+    fn call<'env, T, F>(&self, env: &'env Env, limits: Limits<'_>, work: F) -> napi::Result<PromiseRaw<'env, T>>
+    where
+        F: Future<Output = StoreResult<Outcome>> + Send + 'static,
+    {
+        match limits {
+            None => self.completer.spawn(env, work),
+            Some(limits) => self.completer.spawn(env, within_limits(&limits, work)),
+        }
+    }
+}
 
 #[napi]
 impl NativeRedisStore {
@@ -154,9 +235,14 @@ impl NativeRedisStore {
     }
 
     #[napi(ts_return_type = "Promise<string | null>")]
-    pub fn get<'env>(&self, env: &'env Env, id: String) -> napi::Result<PromiseRaw<'env, Option<String>>> {
+    pub fn get<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        #[napi(ts_arg_type = "NativeCallLimits | undefined | null")] limits: Limits<'_>,
+    ) -> napi::Result<PromiseRaw<'env, Option<String>>> {
         let core = self.core.clone();
-        self.completer.spawn(env, async move {
+        self.call(env, limits, async move {
             record::validate_id(&id)?;
             Ok(Outcome::Text(core.get(&id).await?.map(JsText::from)))
         })
@@ -165,9 +251,15 @@ impl NativeRedisStore {
     /// `json` is read as UTF-16 (a copy for V8) and turned into UTF-8 on
     /// tokio, off the JS thread.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn set<'env>(&self, env: &'env Env, id: String, json: Utf16String) -> napi::Result<PromiseRaw<'env, ()>> {
+    pub fn set<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        json: Utf16String,
+        #[napi(ts_arg_type = "NativeCallLimits | undefined | null")] limits: Limits<'_>,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
         let core = self.core.clone();
-        self.completer.spawn(env, async move {
+        self.call(env, limits, async move {
             record::validate_id(&id)?;
             let json = utf16_to_utf8(&json)
                 .ok_or_else(|| StoreError::InvalidRecord(format!("conversation {id:?} is not valid Unicode text")))?;
@@ -175,10 +267,37 @@ impl NativeRedisStore {
         })
     }
 
+    /// `set` with `ifUpdatedAt`: `condition` is `absent`, `updatedAt` (then
+    /// `updatedAt` holds the text) or `noUpdatedAt`.
     #[napi(ts_return_type = "Promise<void>")]
-    pub fn delete<'env>(&self, env: &'env Env, id: String) -> napi::Result<PromiseRaw<'env, ()>> {
+    pub fn set_if<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        json: Utf16String,
+        condition: String,
+        updated_at: Option<String>,
+        #[napi(ts_arg_type = "NativeCallLimits | undefined | null")] limits: Limits<'_>,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
         let core = self.core.clone();
-        self.completer.spawn(env, async move {
+        self.call(env, limits, async move {
+            record::validate_id(&id)?;
+            let precondition = Precondition::from_binding(&condition, updated_at)?;
+            let json = utf16_to_utf8(&json)
+                .ok_or_else(|| StoreError::InvalidRecord(format!("conversation {id:?} is not valid Unicode text")))?;
+            core.set_if(&id, json, &precondition).await.map(|()| Outcome::Unit)
+        })
+    }
+
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn delete<'env>(
+        &self,
+        env: &'env Env,
+        id: String,
+        #[napi(ts_arg_type = "NativeCallLimits | undefined | null")] limits: Limits<'_>,
+    ) -> napi::Result<PromiseRaw<'env, ()>> {
+        let core = self.core.clone();
+        self.call(env, limits, async move {
             record::validate_id(&id)?;
             core.delete(&id).await.map(|()| Outcome::Unit)
         })
@@ -192,10 +311,11 @@ impl NativeRedisStore {
         env: &'env Env,
         user_id: String,
         #[napi(ts_arg_type = "ListOptions | undefined | null")] options: Unknown<'_>,
+        #[napi(ts_arg_type = "NativeCallLimits | undefined | null")] limits: Limits<'_>,
     ) -> napi::Result<PromiseRaw<'env, String>> {
         let core = self.core.clone();
         let query = list_query(options, core.policy().list_limit);
-        self.completer.spawn(env, async move {
+        self.call(env, limits, async move {
             record::validate_user_id(&user_id)?;
             let query = query?;
             let pairs = core.list_by_user(&user_id, query).await?;
@@ -211,10 +331,11 @@ impl NativeRedisStore {
         env: &'env Env,
         user_id: String,
         #[napi(ts_arg_type = "ListOptions | undefined | null")] options: Unknown<'_>,
+        #[napi(ts_arg_type = "NativeCallLimits | undefined | null")] limits: Limits<'_>,
     ) -> napi::Result<PromiseRaw<'env, Vec<String>>> {
         let core = self.core.clone();
         let query = list_query(options, core.policy().list_limit);
-        self.completer.spawn(env, async move {
+        self.call(env, limits, async move {
             record::validate_user_id(&user_id)?;
             let query = query?;
             core.list_by_user(&user_id, query).await.map(Outcome::Texts)
@@ -222,10 +343,13 @@ impl NativeRedisStore {
     }
 
     #[napi(ts_return_type = "Promise<number>")]
-    pub fn ping<'env>(&self, env: &'env Env) -> napi::Result<PromiseRaw<'env, f64>> {
+    pub fn ping<'env>(
+        &self,
+        env: &'env Env,
+        #[napi(ts_arg_type = "NativeCallLimits | undefined | null")] limits: Limits<'_>,
+    ) -> napi::Result<PromiseRaw<'env, f64>> {
         let core = self.core.clone();
-        self.completer
-            .spawn(env, async move { core.ping().await.map(Outcome::Number) })
+        self.call(env, limits, async move { core.ping().await.map(Outcome::Number) })
     }
 
     #[napi]
@@ -306,6 +430,19 @@ impl NativeMemoryStore {
     pub fn set(&self, id: String, json: String) -> napi::Result<(), JsCode> {
         record::validate_id(&id)?;
         Ok(self.open()?.set(&id, json)?)
+    }
+
+    #[napi]
+    pub fn set_if(
+        &self,
+        id: String,
+        json: String,
+        condition: String,
+        updated_at: Option<String>,
+    ) -> napi::Result<(), JsCode> {
+        record::validate_id(&id)?;
+        let precondition = Precondition::from_binding(&condition, updated_at)?;
+        Ok(self.open()?.set_if(&id, json, &precondition)?)
     }
 
     #[napi]
@@ -399,5 +536,49 @@ pub fn live_counts() -> LiveCounts {
     LiveCounts {
         calls: count(completion::live_calls()),
         redis_stores: count(LIVE_REDIS_STORES.load(Ordering::Relaxed)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sets its flag when dropped: tells whether a call's work was dropped.
+    struct DropFlag(Arc<AtomicBool>);
+
+    impl Drop for DropFlag {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test]
+    async fn an_abort_drops_the_work_and_settles_at_once() {
+        let Ok(limits) = NativeCallLimits::new(None) else {
+            panic!("limits without a timeout are valid");
+        };
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(dropped.clone());
+        let work = async move {
+            let _flag = flag;
+            std::future::pending::<StoreResult<Outcome>>().await
+        };
+        let call = tokio::spawn(within_limits(&limits, work));
+        tokio::task::yield_now().await;
+        assert!(!dropped.load(Ordering::SeqCst));
+        limits.abort();
+        let settled = tokio::time::timeout(Duration::from_secs(5), call).await;
+        assert!(matches!(settled, Ok(Ok(Ok(Outcome::Unit)))));
+        assert!(dropped.load(Ordering::SeqCst));
+    }
+
+    #[test]
+    fn timeouts_must_be_in_range() {
+        for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 3e9] {
+            assert!(NativeCallLimits::new(Some(bad)).is_err(), "{bad}");
+        }
+        assert!(
+            NativeCallLimits::new(Some(250.0)).is_ok_and(|limits| limits.timeout == Some(Duration::from_millis(250)))
+        );
     }
 }

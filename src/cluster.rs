@@ -17,6 +17,9 @@
 //!   it (the record now belongs to someone else) and prune it.
 //!   If step 2 fails, the call rejects: the record was written but is listed
 //!   only after the next `set` of it succeeds.
+//! - `set` with `ifUpdatedAt`: step 1 is one script that checks the stored
+//!   record's `updatedAt` and writes the record only if it matches, so the
+//!   check is atomic with the record's write; steps 2 and 3 are as above.
 //! - `delete`: 1. remove the record, reading it (GETDEL); 2. remove the id
 //!   from its owner's index, only if its score is still the deleted record's
 //!   (a `set` that raced in keeps its fresh entry). If step 2 fails, the
@@ -39,7 +42,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::keys::KeyLayout;
 use crate::listing::Stale;
 use crate::logger::Logger;
-use crate::record::{self, PreparedRecord};
+use crate::record::{self, Precondition, PreparedRecord};
 use crate::scripts;
 use crate::topology::Topology;
 
@@ -81,6 +84,35 @@ impl Cluster {
             keys: config.keys.clone(),
             policy: config.policy.clone(),
         })
+    }
+
+    /// Steps 2 and 3 of `set`, once the record is written: the id into its
+    /// owner's index (with the index TTL), and out of a previous owner's.
+    async fn index_written(
+        &self,
+        id: &str,
+        user_id: &str,
+        score: i64,
+        previous_owner: Option<String>,
+    ) -> StoreResult<()> {
+        let index = self.keys.user_index(user_id);
+        let index_ttl = self.policy.index_ttl_seconds();
+        self.link
+            .run(&format!("ZADD {index}"), |mut connection| async move {
+                redis::pipe()
+                    .atomic()
+                    .zadd(&index, id, score)
+                    .ignore()
+                    .expire(&index, index_ttl as i64)
+                    .ignore()
+                    .query_async::<()>(&mut connection)
+                    .await
+            })
+            .await?;
+        match previous_owner.filter(|owner| owner != user_id) {
+            Some(previous) => self.remove_from_index(&self.keys.user_index(&previous), id).await,
+            None => Ok(()),
+        }
     }
 
     async fn remove_from_index(&self, index: &str, id: &str) -> StoreResult<()> {
@@ -148,35 +180,48 @@ impl Topology for Cluster {
     async fn set(&self, id: &str, record: PreparedRecord) -> StoreResult<()> {
         let key = self.keys.record(id);
         let ttl = self.policy.ttl_seconds;
+        let json = &record.json;
         let previous_owner: Option<String> = self
             .link
             .run(&format!("SET {key}"), |mut connection| async move {
                 scripts::CLUSTER_SET_RECORD_SCRIPT
                     .key(&key)
-                    .arg(&record.json)
+                    .arg(json)
                     .arg(ttl)
                     .invoke_async(&mut connection)
                     .await
             })
             .await?;
-        let index = self.keys.user_index(&record.user_id);
-        let index_ttl = self.policy.index_ttl_seconds();
-        self.link
-            .run(&format!("ZADD {index}"), |mut connection| async move {
-                redis::pipe()
-                    .atomic()
-                    .zadd(&index, id, record.score)
-                    .ignore()
-                    .expire(&index, index_ttl as i64)
-                    .ignore()
-                    .query_async::<()>(&mut connection)
+        self.index_written(id, &record.user_id, record.score, previous_owner)
+            .await
+    }
+
+    /// Step 1 checks the stored record and writes it in one script; steps 2
+    /// and 3 are the plain `set`'s.
+    async fn set_if(&self, id: &str, record: PreparedRecord, precondition: &Precondition) -> StoreResult<()> {
+        let key = self.keys.record(id);
+        let ttl = self.policy.ttl_seconds;
+        let (mode, expected) = precondition.script_args();
+        let json = &record.json;
+        let (status, previous_owner, updated_at): (i64, String, String) = self
+            .link
+            .run(&format!("SET {key} (ifUpdatedAt)"), |mut connection| async move {
+                scripts::CLUSTER_SET_RECORD_IF_SCRIPT
+                    .key(&key)
+                    .arg(json)
+                    .arg(ttl)
+                    .arg(mode)
+                    .arg(expected)
+                    .invoke_async(&mut connection)
                     .await
             })
             .await?;
-        match previous_owner.filter(|owner| *owner != record.user_id) {
-            Some(previous) => self.remove_from_index(&self.keys.user_index(&previous), id).await,
-            None => Ok(()),
+        if status != 1 {
+            return Err(precondition.conflict(id, &Precondition::found_from_script(status, updated_at)));
         }
+        let previous_owner = Some(previous_owner).filter(|owner| !owner.is_empty());
+        self.index_written(id, &record.user_id, record.score, previous_owner)
+            .await
     }
 
     async fn delete(&self, id: &str) -> StoreResult<()> {

@@ -28,6 +28,17 @@ use crate::error::{StoreError, StoreResult};
 use crate::logger::Logger;
 use crate::supervisor::{Event, Notice, Phase, Status, Supervisor};
 
+tokio::task_local! {
+    /// A call's own `timeoutMs`: in place of the command timeout for each
+    /// command the call runs (set by the binding only for calls that pass it).
+    static CALL_TIMEOUT: Duration;
+}
+
+/// Runs `work` with `timeout` in place of the command timeout.
+pub async fn with_call_timeout<F: Future>(timeout: Duration, work: F) -> F::Output {
+    CALL_TIMEOUT.scope(timeout, work).await
+}
+
 /// How one topology opens connections. Bounded by the connect timeout and
 /// followed by the script loading, both done by the link.
 pub trait Transport: Send + Sync + 'static {
@@ -143,8 +154,12 @@ impl<T: Transport> Link<T> {
         F: FnOnce(T::Connection) -> Fut,
         Fut: Future<Output = redis::RedisResult<R>>,
     {
-        let deadline = tokio::time::Instant::now() + self.inner.command_timeout;
-        let connection = self.ready_connection(what, deadline).await?;
+        let (timeout, timeout_name) = match CALL_TIMEOUT.try_with(|timeout| *timeout) {
+            Ok(timeout) => (timeout, "timeoutMs"),
+            Err(_) => (self.inner.command_timeout, "command timeout"),
+        };
+        let deadline = tokio::time::Instant::now() + timeout;
+        let connection = self.ready_connection(what, deadline, timeout, timeout_name).await?;
         let mut closed = self.inner.state.subscribe();
         let outcome = tokio::select! {
             outcome = tokio::time::timeout_at(deadline, operation(connection)) => outcome,
@@ -162,9 +177,9 @@ impl<T: Transport> Link<T> {
             Err(_) => {
                 self.inner.trouble.notify_one();
                 Err(StoreError::Timeout(format!(
-                    "{what}: no reply from Redis at {} within {} ms (command timeout, ETIMEDOUT)",
+                    "{what}: no reply from Redis at {} within {} ms ({timeout_name}, ETIMEDOUT)",
                     self.inner.redacted_url,
-                    self.inner.command_timeout.as_millis()
+                    timeout.as_millis()
                 )))
             }
         }
@@ -182,7 +197,13 @@ impl<T: Transport> Link<T> {
 
     /// The live connection; waits (until `deadline`) only while an attempt to
     /// connect is under way, and fails at once while backing off.
-    async fn ready_connection(&self, what: &str, deadline: tokio::time::Instant) -> StoreResult<T::Connection> {
+    async fn ready_connection(
+        &self,
+        what: &str,
+        deadline: tokio::time::Instant,
+        timeout: Duration,
+        timeout_name: &str,
+    ) -> StoreResult<T::Connection> {
         let mut state = self.inner.state.subscribe();
         loop {
             {
@@ -203,9 +224,9 @@ impl<T: Transport> Link<T> {
                 Err(_) => {
                     let current = state.borrow();
                     return Err(StoreError::Unavailable(format!(
-                        "{what}: not connected to Redis at {} within {} ms (command timeout){}",
+                        "{what}: not connected to Redis at {} within {} ms ({timeout_name}){}",
                         self.inner.redacted_url,
-                        self.inner.command_timeout.as_millis(),
+                        timeout.as_millis(),
                         current
                             .supervisor
                             .last_error()

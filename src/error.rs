@@ -19,6 +19,8 @@ pub enum ErrorClass {
     Config,
     /// A stored record could not be read back (not JSON, schema rejected it).
     Data,
+    /// A conditional write found the record changed since it was read: HTTP 409.
+    Conflict,
 }
 
 impl ErrorClass {
@@ -29,6 +31,7 @@ impl ErrorClass {
             ErrorClass::Input => "StoreInputError",
             ErrorClass::Config => "StoreConfigError",
             ErrorClass::Data => "StoreDataError",
+            ErrorClass::Conflict => "StoreConflictError",
         }
     }
 }
@@ -63,6 +66,9 @@ pub enum StoreError {
     Reply(String),
     #[error("the store is closed; create a new store to talk to Redis again")]
     Closed,
+    /// A conditional `set` (`ifUpdatedAt`) found another version stored.
+    #[error("{0}")]
+    Conflict(String),
 }
 
 impl StoreError {
@@ -83,6 +89,7 @@ impl StoreError {
             StoreError::Tls(_) => "STORE_TLS",
             StoreError::Reply(_) => "STORE_REPLY",
             StoreError::Closed => "STORE_CLOSED",
+            StoreError::Conflict(_) => "STORE_CONFLICT",
         }
     }
 
@@ -102,6 +109,7 @@ impl StoreError {
             | StoreError::Tls(_)
             | StoreError::Reply(_)
             | StoreError::Closed => ErrorClass::Redis,
+            StoreError::Conflict(_) => ErrorClass::Conflict,
         }
     }
 
@@ -195,7 +203,8 @@ impl StoreError {
             StoreError::Auth(_) => StoreError::Tls(sample("tls")),
             StoreError::Tls(_) => StoreError::Reply(sample("reply")),
             StoreError::Reply(_) => StoreError::Closed,
-            StoreError::Closed => return None,
+            StoreError::Closed => StoreError::Conflict(sample("conflict")),
+            StoreError::Conflict(_) => return None,
         })
     }
 }
@@ -331,7 +340,7 @@ mod tests {
         unique.dedup();
         assert_eq!(unique.len(), codes.len(), "{codes:?}");
         assert_eq!(codes.first(), Some(&"STORE_INVALID_ID"));
-        assert_eq!(codes.last(), Some(&"STORE_CLOSED"));
+        assert_eq!(codes.last(), Some(&"STORE_CONFLICT"));
     }
 
     #[test]

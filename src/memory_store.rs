@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::RecordPolicy;
 use crate::error::StoreResult;
-use crate::record::{self, ListQuery};
+use crate::record::{self, Found, ListQuery, Precondition};
 use crate::redis_store::now_ms;
 
 struct StoredRecord {
@@ -131,9 +131,28 @@ impl MemoryStoreCore {
     }
 
     pub fn set(&self, id: &str, json: String) -> StoreResult<()> {
+        self.set_checked(id, json, None)
+    }
+
+    /// `set`, only if the stored record satisfies `precondition`, checked
+    /// under the same lock as the write.
+    pub fn set_if(&self, id: &str, json: String, precondition: &Precondition) -> StoreResult<()> {
+        self.set_checked(id, json, Some(precondition))
+    }
+
+    fn set_checked(&self, id: &str, json: String, precondition: Option<&Precondition>) -> StoreResult<()> {
         let prepared = record::prepare_record(id, json, &self.policy.rules, now_ms())?;
         let now = Instant::now();
         let mut data = self.data();
+        if let Some(precondition) = precondition {
+            let found = match data.live_record(id, now) {
+                None => Found::Nothing,
+                Some(stored) => Found::Record(record::updated_at_of(&stored.json)),
+            };
+            if !precondition.holds(&found) {
+                return Err(precondition.conflict(id, &found));
+            }
+        }
         let previous = data.live_record(id, now).map(|record| record.owner.clone());
         if let Some(previous) = previous.filter(|owner| *owner != prepared.user_id) {
             if let Some(index) = data.live_index(&previous, now) {

@@ -132,6 +132,93 @@ pub fn updated_at_ms(json: &str) -> Option<i64> {
     top_level_string(json, "updatedAt").and_then(|text| parse_iso_date_ms(&text))
 }
 
+/// The `updatedAt` text of a stored record, if it has a string one.
+pub fn updated_at_of(json: &str) -> Option<String> {
+    top_level_string(json, "updatedAt")
+}
+
+/// What a conditional `set` requires of the stored record (`ifUpdatedAt`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Precondition {
+    /// `ifUpdatedAt: null`: no record is stored.
+    Absent,
+    /// A record is stored and its `updatedAt` is exactly this text.
+    UpdatedAt(String),
+    /// A record is stored and it has no string `updatedAt` (`update` of a
+    /// record written without one; not part of the public options).
+    NoUpdatedAt,
+}
+
+/// What a conditional write found instead of what it required.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    Nothing,
+    /// A record, with its `updatedAt` text if it has a string one.
+    Record(Option<String>),
+}
+
+impl Precondition {
+    /// From the binding's arguments: `absent`, `updatedAt` (with the text)
+    /// or `noUpdatedAt`, as `index.js` names them.
+    pub fn from_binding(mode: &str, updated_at: Option<String>) -> StoreResult<Self> {
+        match (mode, updated_at) {
+            ("absent", _) => Ok(Precondition::Absent),
+            ("updatedAt", Some(text)) => Ok(Precondition::UpdatedAt(text)),
+            ("noUpdatedAt", _) => Ok(Precondition::NoUpdatedAt),
+            (other, _) => Err(StoreError::InvalidArgument(format!(
+                "ifUpdatedAt: unknown condition {other:?}"
+            ))),
+        }
+    }
+
+    /// The two script arguments that carry it: a mode and the expected text.
+    pub fn script_args(&self) -> (&'static str, &str) {
+        match self {
+            Precondition::Absent => ("absent", ""),
+            Precondition::UpdatedAt(text) => ("updatedAt", text),
+            Precondition::NoUpdatedAt => ("noUpdatedAt", ""),
+        }
+    }
+
+    /// Whether `found` satisfies it (the scripts apply the same rule).
+    pub fn holds(&self, found: &Found) -> bool {
+        match (self, found) {
+            (Precondition::Absent, Found::Nothing) => true,
+            (Precondition::UpdatedAt(expected), Found::Record(Some(stored))) => expected == stored,
+            (Precondition::NoUpdatedAt, Found::Record(None)) => true,
+            _ => false,
+        }
+    }
+
+    /// What a conditional-write script found, from its status reply
+    /// (`CONDITIONAL_CHECK` in scripts.rs): 0 nothing stored, 2 a record
+    /// with `updatedAt` (its text), 3 a record without one.
+    pub fn found_from_script(status: i64, updated_at: String) -> Found {
+        match status {
+            0 => Found::Nothing,
+            2 => Found::Record(Some(updated_at)),
+            _ => Found::Record(None),
+        }
+    }
+
+    /// The `STORE_CONFLICT` error for a write of `id` that found `found`.
+    pub fn conflict(&self, id: &str, found: &Found) -> StoreError {
+        let wanted = match self {
+            Precondition::Absent => "no stored record (ifUpdatedAt: null)".to_owned(),
+            Precondition::UpdatedAt(text) => format!("updatedAt {text:?}"),
+            Precondition::NoUpdatedAt => "a stored record without updatedAt".to_owned(),
+        };
+        let seen = match found {
+            Found::Nothing => "no record is stored".to_owned(),
+            Found::Record(Some(text)) => format!("the stored record has updatedAt {text:?}"),
+            Found::Record(None) => "the stored record has no updatedAt".to_owned(),
+        };
+        StoreError::Conflict(format!(
+            "conversation {id:?} was not written: expected {wanted}, but {seen} (changed by another writer)"
+        ))
+    }
+}
+
 /// The `userId` of a stored record, if it has a string one.
 pub fn owner_of(json: &str) -> Option<String> {
     top_level_string(json, "userId")
@@ -461,6 +548,23 @@ mod tests {
             project_fields("c", json, &fields).unwrap(),
             r#"{"userId":"top","title":"t"}"#
         );
+    }
+
+    #[test]
+    fn preconditions_compare_updated_at_exactly() {
+        let stored = |text: &str| Found::Record(Some(text.to_owned()));
+        let at = Precondition::UpdatedAt("2024-01-01T00:00:00.000Z".into());
+        assert!(at.holds(&stored("2024-01-01T00:00:00.000Z")));
+        assert!(!at.holds(&stored("2024-01-01T00:00:00Z")));
+        assert!(!at.holds(&Found::Nothing));
+        assert!(!at.holds(&Found::Record(None)));
+        assert!(Precondition::Absent.holds(&Found::Nothing));
+        assert!(!Precondition::Absent.holds(&Found::Record(None)));
+        assert!(Precondition::NoUpdatedAt.holds(&Found::Record(None)));
+        let err = at.conflict("c1", &stored("2024-02-01T00:00:00.000Z"));
+        assert_eq!(err.code(), "STORE_CONFLICT");
+        assert!(err.to_string().contains("2024-02-01T00:00:00.000Z"), "{err}");
+        assert_eq!(updated_at_of(r#"{"userId":"u","updatedAt":"x"}"#).as_deref(), Some("x"));
     }
 
     #[test]

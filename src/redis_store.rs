@@ -7,7 +7,7 @@ use crate::config::{RecordPolicy, RedisConfig, TopologyConfig};
 use crate::error::StoreResult;
 use crate::listing;
 use crate::logger::Logger;
-use crate::record::{self, ListQuery};
+use crate::record::{self, ListQuery, Precondition};
 use crate::sentinel::SentinelServer;
 use crate::single_server::{DirectServer, SingleServer};
 use crate::supervisor::Status;
@@ -92,6 +92,11 @@ impl RedisStoreCore {
     pub async fn set(&self, id: &str, json: String) -> StoreResult<()> {
         let record = record::prepare_record(id, json, &self.policy.rules, now_ms())?;
         with_topology!(&self.backend, topology => topology.set(id, record).await)
+    }
+
+    pub async fn set_if(&self, id: &str, json: String, precondition: &Precondition) -> StoreResult<()> {
+        let record = record::prepare_record(id, json, &self.policy.rules, now_ms())?;
+        with_topology!(&self.backend, topology => topology.set_if(id, record, precondition).await)
     }
 
     pub async fn delete(&self, id: &str) -> StoreResult<()> {

@@ -8,14 +8,15 @@ use std::sync::LazyLock;
 
 use redis::Script;
 
-/// The owner (`userId`) of a stored record. Fast path: records written with
-/// `JSON.stringify` have no spaces, and a key can only appear unescaped as a
-/// real key, so a single `"userId":"` with no second `"userId":` is the
-/// top-level one. Anything else is decoded in full.
-const OWNER_OF: &str = r#"
-local function owner_of(json)
-  local first, last = string.find(json, '"userId":"', 1, true)
-  if first and not string.find(json, '"userId":', last, true) then
+/// A top-level string member of a stored record (its owner, `userId`, or its
+/// `updatedAt`). Fast path: records written with `JSON.stringify` have no
+/// spaces, and a key can only appear unescaped as a real key, so a single
+/// `"<key>":"` with no second `"<key>":` is the top-level one. Anything else
+/// is decoded in full.
+const RECORD_HELPERS: &str = r#"
+local function top_string(json, key)
+  local first, last = string.find(json, '"' .. key .. '":"', 1, true)
+  if first and not string.find(json, '"' .. key .. '":', last, true) then
     local close = string.find(json, '"', last + 1, true)
     if close then
       local value = string.sub(json, last + 1, close - 1)
@@ -23,10 +24,16 @@ local function owner_of(json)
     end
   end
   local ok, decoded = pcall(cjson.decode, json)
-  if ok and type(decoded) == 'table' and type(decoded.userId) == 'string' then
-    return decoded.userId
+  if ok and type(decoded) == 'table' and type(decoded[key]) == 'string' then
+    return decoded[key]
   end
   return nil
+end
+local function owner_of(json)
+  return top_string(json, 'userId')
+end
+local function updated_at_of(json)
+  return top_string(json, 'updatedAt')
 end
 local function index_key(prefix, user_id)
   return prefix .. 'user:' .. user_id .. ':conversations'
@@ -100,6 +107,57 @@ end
 return removed
 "#;
 
+/// The check of a conditional write (`ifUpdatedAt`), shared by its scripts.
+/// `old` is the stored record (or false); mode is `absent`, `updatedAt` or
+/// `noUpdatedAt` (`record::Precondition`). Returns nil when the write may go
+/// ahead, else the reply `{status, '', updatedAt}`: status 0 nothing stored,
+/// 2 a record with that `updatedAt`, 3 a record without one.
+const CONDITIONAL_CHECK: &str = r#"
+local function refused(old, mode, expected)
+  if not old then
+    if mode == 'absent' then return nil end
+    return {0, '', ''}
+  end
+  local stored = updated_at_of(old)
+  if (mode == 'updatedAt' and stored == expected) or (mode == 'noUpdatedAt' and stored == nil) then
+    return nil
+  end
+  if stored then return {2, '', stored} end
+  return {3, '', ''}
+end
+"#;
+
+/// KEYS: record, index. ARGV: id, userId, prefix, json, ttl, score, index
+/// ttl, mode, expected. A conditional `set` on one server: the check, the
+/// move out of a previous owner's index, the record, its index entry and both
+/// TTLs in one atomic step. The record passes through Lua here (unlike the
+/// plain `set`'s MULTI/EXEC), the price of checking it in the same step.
+/// Returns `{1, '', ''}` when written, else the check's refusal.
+const SET_IF: &str = r#"
+local old = redis.call('GET', KEYS[1])
+local refusal = refused(old, ARGV[8], ARGV[9])
+if refusal then return refusal end
+local previous = old and owner_of(old)
+if previous and previous ~= ARGV[2] then
+  redis.call('ZREM', index_key(ARGV[3], previous), ARGV[1])
+end
+redis.call('SET', KEYS[1], ARGV[4], 'EX', ARGV[5])
+redis.call('ZADD', KEYS[2], ARGV[6], ARGV[1])
+redis.call('EXPIRE', KEYS[2], ARGV[7])
+return {1, '', ''}
+"#;
+
+/// Cluster step 1 of a conditional `set`. KEYS: record. ARGV: json, ttl,
+/// mode, expected. Checks and writes the record in one step; returns
+/// `{1, previous owner or '', ''}` when written, else the check's refusal.
+const CLUSTER_SET_RECORD_IF: &str = r#"
+local old = redis.call('GET', KEYS[1])
+local refusal = refused(old, ARGV[3], ARGV[4])
+if refusal then return refusal end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return {1, (old and owner_of(old)) or '', ''}
+"#;
+
 /// Cluster step 1 of `set`. KEYS: record. ARGV: json, ttl.
 /// Writes the record and returns its previous owner (or nil).
 const CLUSTER_SET_RECORD: &str = r#"
@@ -120,16 +178,22 @@ return 0
 "#;
 
 fn with_helpers(body: &str) -> Script {
-    Script::new(&format!("{OWNER_OF}{body}"))
+    Script::new(&format!("{RECORD_HELPERS}{body}"))
+}
+
+fn with_check(body: &str) -> Script {
+    Script::new(&format!("{RECORD_HELPERS}{CONDITIONAL_CHECK}{body}"))
 }
 
 /// Sent as EVAL (Redis caches it by hash): inside MULTI, an EVALSHA that
 /// meets NOSCRIPT would fail alone while the rest of the transaction ran.
-pub static MOVE_OWNER_SOURCE: LazyLock<String> = LazyLock::new(|| format!("{OWNER_OF}{MOVE_OWNER}"));
+pub static MOVE_OWNER_SOURCE: LazyLock<String> = LazyLock::new(|| format!("{RECORD_HELPERS}{MOVE_OWNER}"));
 pub static DELETE_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(DELETE));
 pub static GET_SLIDING_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(GET_SLIDING));
 pub static PRUNE_STALE_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(PRUNE_STALE));
 pub static CLUSTER_SET_RECORD_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_helpers(CLUSTER_SET_RECORD));
+pub static SET_IF_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_check(SET_IF));
+pub static CLUSTER_SET_RECORD_IF_SCRIPT: LazyLock<Script> = LazyLock::new(|| with_check(CLUSTER_SET_RECORD_IF));
 pub static REMOVE_IF_SCORE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(REMOVE_IF_SCORE));
 
 /// The scripts a single server's operations use, loaded on each new connection.
@@ -139,6 +203,7 @@ pub fn single_server() -> Vec<Script> {
         Script::clone(&DELETE_SCRIPT),
         Script::clone(&GET_SLIDING_SCRIPT),
         Script::clone(&PRUNE_STALE_SCRIPT),
+        Script::clone(&SET_IF_SCRIPT),
     ]
 }
 
@@ -147,5 +212,6 @@ pub fn cluster() -> Vec<Script> {
     vec![
         Script::clone(&CLUSTER_SET_RECORD_SCRIPT),
         Script::clone(&REMOVE_IF_SCORE_SCRIPT),
+        Script::clone(&CLUSTER_SET_RECORD_IF_SCRIPT),
     ]
 }

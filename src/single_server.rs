@@ -19,7 +19,7 @@ use crate::error::{StoreError, StoreResult};
 use crate::keys::KeyLayout;
 use crate::listing::Stale;
 use crate::logger::Logger;
-use crate::record::{self, PreparedRecord};
+use crate::record::{self, Precondition, PreparedRecord};
 use crate::scripts;
 use crate::topology::Topology;
 
@@ -115,6 +115,36 @@ impl<T: Transport> Topology for SingleServer<T> {
                 transaction.query_async::<()>(&mut connection).await
             })
             .await
+    }
+
+    /// One script: the check and the whole write, as one atomic step.
+    async fn set_if(&self, id: &str, record: PreparedRecord, precondition: &Precondition) -> StoreResult<()> {
+        let key = self.keys.record(id);
+        let index = self.keys.user_index(&record.user_id);
+        let (mode, expected) = precondition.script_args();
+        let (status, _, updated_at): (i64, String, String) = self
+            .link
+            .run(&format!("SET {key} (ifUpdatedAt)"), |mut connection| async move {
+                scripts::SET_IF_SCRIPT
+                    .key(&key)
+                    .key(&index)
+                    .arg(id)
+                    .arg(&record.user_id)
+                    .arg(self.keys.prefix())
+                    .arg(&record.json)
+                    .arg(self.policy.ttl_seconds)
+                    .arg(record.score)
+                    .arg(self.policy.index_ttl_seconds())
+                    .arg(mode)
+                    .arg(expected)
+                    .invoke_async(&mut connection)
+                    .await
+            })
+            .await?;
+        if status == 1 {
+            return Ok(());
+        }
+        Err(precondition.conflict(id, &Precondition::found_from_script(status, updated_at)))
     }
 
     async fn delete(&self, id: &str) -> StoreResult<()> {

@@ -16,7 +16,7 @@ use crate::connection::{Link, Transport};
 use crate::error::StoreResult;
 use crate::keys::KeyLayout;
 use crate::listing::Stale;
-use crate::record::PreparedRecord;
+use crate::record::{Precondition, PreparedRecord};
 
 pub trait Topology: Send + Sync + 'static {
     type Transport: Transport;
@@ -31,6 +31,11 @@ pub trait Topology: Send + Sync + 'static {
     /// Writes a record the caller checked, with its index entry and both TTLs,
     /// and moves the id out of a previous owner's index.
     async fn set(&self, id: &str, record: PreparedRecord) -> StoreResult<()>;
+
+    /// `set`, only if the stored record satisfies `precondition` (checked
+    /// atomically with the record's write); otherwise writes nothing and
+    /// fails with `StoreError::Conflict`.
+    async fn set_if(&self, id: &str, record: PreparedRecord, precondition: &Precondition) -> StoreResult<()>;
 
     /// Removes the record and its index entry; a missing id is a no-op.
     async fn delete(&self, id: &str) -> StoreResult<()>;

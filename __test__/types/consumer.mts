@@ -13,6 +13,7 @@ import {
   StoreInputError,
   StoreConfigError,
   StoreDataError,
+  StoreConflictError,
   type ConversationStore as PkgStore,
   type StoreStatus,
   type ListOptions,
@@ -168,6 +169,27 @@ export async function useStore(): Promise<void> {
   const mixed = await store.listByUser('u1', listOptions);
   void [all, page, notWhole, mixed];
 
+  // Concurrent edits and per-call options.
+  const appended = await store.update(
+    record.externalId,
+    async (current) => (current ? { ...current, history: [...current.history, { role: 'user', content: 'hi' }] } : undefined),
+    { retries: 3, signal: AbortSignal.timeout(1000) },
+  );
+  // @ts-expect-error update may write nothing and resolve undefined
+  const surelyWritten: StoredConversation = appended;
+  void surelyWritten;
+  await store.set(record.externalId, record, { ifUpdatedAt: record.updatedAt, timeoutMs: 200 });
+  await store.set(record.externalId, record, { ifUpdatedAt: null });
+  // @ts-expect-error ifUpdatedAt is the stored text or null
+  await store.set(record.externalId, record, { ifUpdatedAt: new Date() });
+  await store.get(record.externalId, { signal: new AbortController().signal });
+  const lightCancellable = await store.listByUser('u1', { fields: ['externalId'], signal: AbortSignal.timeout(50) });
+  // @ts-expect-error a fields listing with a signal is still not whole records
+  const notWholeEither: StoredConversation[] = lightCancellable;
+  void notWholeEither;
+  // @ts-expect-error a timeout is a number of milliseconds
+  await store.delete(record.externalId, { timeoutMs: '100' });
+
   await store.delete(record.externalId);
 
   const state: StoreStatus = store.status;
@@ -228,6 +250,7 @@ export function toHttpStatus(err: unknown): number {
   }
   if (err instanceof StoreConfigError && err.code === 'STORE_INVALID_CONFIG') return 500;
   if (err instanceof StoreDataError && err.code === 'STORE_CORRUPT_RECORD') return 502;
+  if (err instanceof StoreConflictError && err.code === 'STORE_CONFLICT') return 409;
   return 500;
 }
 
