@@ -117,6 +117,7 @@ function debianArchiveUri() {
  * list) and unpack them all into `into`, which appears only once complete.
  */
 function fetchDebs(packages, into, aptOptions = []) {
+  fs.mkdirSync(toolsDir, { recursive: true }); // a fresh clone has no .tools/musl yet
   const debs = fs.mkdtempSync(path.join(toolsDir, 'debs-'));
   const partial = `${into}.partial`;
   try {
