@@ -230,7 +230,7 @@ describe('the published packages, installed where there is no Rust', { skip: !ho
       assert.ok(!/^(src|target|npm|scripts|__test__)\//.test(file), `${file} must not be in the root package`);
       assert.ok(!/\.(node|rs)$/.test(file) && !/^Cargo\./.test(file), `${file} must not be in the root package`);
     }
-    for (const file of ['index.js', 'index.d.ts', 'loader.js', 'binding.js', 'binding.d.ts', 'package.json', 'README.md', 'CHANGELOG.md']) {
+    for (const file of ['index.js', 'index.d.ts', 'loader.js', 'binding.js', 'binding.d.ts', 'package.json', 'README.md', 'CHANGELOG.md', 'LICENSE', 'docs/contract.md']) {
       assert.ok(rootPack.paths.includes(file), `${file} is missing from the root package`);
     }
     assert.deepEqual(
