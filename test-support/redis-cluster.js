@@ -24,7 +24,7 @@
 //   keysPerPrimary(pattern = '*') → Map port → count
 //   clusterNodes() → parsed CLUSTER NODES (each with its handle)
 //   snapshot() / isOk(snapshot) / waitForState('ok' | predicate(snapshot), timeoutMs = 20000)
-//   waitForReplicasInSync(timeoutMs)
+//   waitForReplicasInSync(timeoutMs, expected = 0)
 //   killPrimaryOf(key) → { killed, replica }
 //   waitForFailover(killed, timeoutMs = 15000) → { promoted, elapsedMs }
 //   command(handle, ...args) / commands(handle, [...], [...]) — one-shot RESP, TLS/auth handled
@@ -306,16 +306,24 @@ class RedisCluster {
     return snap;
   }
 
-  /** Resolves once every replica reports master_link_status:up (its initial sync is done). */
-  async waitForReplicasInSync(timeoutMs = FORM_TIMEOUT_MS) {
+  /**
+   * Resolves once at least `expected` replicas of slot-serving primaries appear
+   * in CLUSTER NODES and
+   * every replica reports master_link_status:up (its initial sync is done).
+   * Right after `--cluster create` a node's view can still show a fresh
+   * replica as a slot-less master: counting them keeps that from passing.
+   */
+  async waitForReplicasInSync(timeoutMs = FORM_TIMEOUT_MS, expected = 0) {
     await pollUntil(async () => {
       const nodes = await this.clusterNodes();
       const replicas = nodes.filter((n) => n.flags.includes('slave') && !isFailed(n) && n.handle && n.handle.alive);
+      const primaries = new Set(nodes.filter((n) => n.flags.includes('master') && n.slots.length > 0).map((n) => n.nodeId));
+      if (replicas.filter((r) => primaries.has(r.masterId)).length < expected) return false;
       const states = await Promise.all(
         replicas.map((r) => this.command(r.handle, 'INFO', 'replication').then(parseInfo, () => ({}))),
       );
       return states.every((s) => s.master_link_status === 'up');
-    }, { timeoutMs, intervalMs: POLL_INTERVAL_MS, what: 'every replica to be in sync' });
+    }, { timeoutMs, intervalMs: POLL_INTERVAL_MS, what: `${expected} replicas, every one in sync` });
   }
 
   /**
@@ -475,7 +483,7 @@ async function startCluster({ tls = false, primaries = 3, replicasPerPrimary = 1
     timings.createMs = Date.now() - t0;
     await cluster.waitForState('ok', FORM_TIMEOUT_MS);
     timings.okMs = Date.now() - t0;
-    await cluster.waitForReplicasInSync(FORM_TIMEOUT_MS);
+    await cluster.waitForReplicasInSync(FORM_TIMEOUT_MS, primaries * replicasPerPrimary);
     timings.syncedMs = Date.now() - t0;
   } catch (err) {
     await cluster.stop();
