@@ -339,16 +339,9 @@ pub fn check_names<'a>(
 /// object to the napi options struct. A value napi cannot convert is a
 /// configuration error too, with napi's message naming the field.
 pub fn read_options<T: FromNapiValue>(store: Store, options: Unknown<'_>) -> StoreResult<Option<T>> {
-    let config_error = |err: napi::Error| StoreError::Config(err.reason);
     if matches!(options.get_type().map_err(config_error)?, ValueType::Object) {
-        let raw = options.value();
-        // SAFETY: an object, just checked, of this call, on the JS thread.
-        let object = unsafe { Object::from_napi_value(raw.env, raw.value) }.map_err(config_error)?;
-        check_names(
-            store,
-            None,
-            Object::keys(&object).map_err(config_error)?.iter().map(String::as_str),
-        )?;
+        let object = object_of(&options)?;
+        check_names(store, None, keys_of(&object)?.iter().map(String::as_str))?;
         for parent in STORE_OPTIONS.iter().filter(|spec| !spec.fields.is_empty()) {
             let Some(value) = object.get::<Unknown>(parent.name).map_err(config_error)? else {
                 continue;
@@ -358,15 +351,8 @@ pub fn read_options<T: FromNapiValue>(store: Store, options: Unknown<'_>) -> Sto
                 ValueType::Object
                     if !value.is_array().map_err(config_error)? && !value.is_buffer().map_err(config_error)? =>
                 {
-                    let nested_raw = value.value();
-                    // SAFETY: an object, just checked, of this call's env.
-                    let nested =
-                        unsafe { Object::from_napi_value(nested_raw.env, nested_raw.value) }.map_err(config_error)?;
-                    check_names(
-                        store,
-                        Some(parent),
-                        Object::keys(&nested).map_err(config_error)?.iter().map(String::as_str),
-                    )?;
+                    let nested = object_of(&value)?;
+                    check_names(store, Some(parent), keys_of(&nested)?.iter().map(String::as_str))?;
                 }
                 _ => {
                     let fields: Vec<&str> = parent.fields.iter().map(|spec| spec.name).collect();
@@ -380,6 +366,21 @@ pub fn read_options<T: FromNapiValue>(store: Store, options: Unknown<'_>) -> Sto
         }
     }
     from_js(options, StoreError::Config)
+}
+
+fn config_error(err: napi::Error) -> StoreError {
+    StoreError::Config(err.reason)
+}
+
+/// `value` as an object; the caller has checked that it is one.
+fn object_of<'env>(value: &Unknown<'env>) -> StoreResult<Object<'env>> {
+    let raw = value.value();
+    // SAFETY: a live value of the current call, on the JS thread.
+    unsafe { Object::from_napi_value(raw.env, raw.value) }.map_err(config_error)
+}
+
+fn keys_of(object: &Object<'_>) -> StoreResult<Vec<String>> {
+    Object::keys(object).map_err(config_error)
 }
 
 /// Converts a JS value (`undefined`/`null` for none) to a napi struct; a
