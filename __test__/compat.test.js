@@ -14,7 +14,9 @@ const { RedisStore } = require('..');
 const {
   startRedis,
   IoredisConversationStore,
+  NodeRedisConversationStore,
   ioredisClient,
+  nodeRedisClient,
   conversation,
   conversationKey,
   userIndexKey,
@@ -261,5 +263,61 @@ describe('key prefixes keep the two deployments apart', () => {
     assert.deepEqual(await none.listByUser('iso-u'), []);
     assert.equal(await srv.cli('EXISTS', 'iso-a:conv:iso', 'iso-a:user:iso-u:conversations'), '2');
     assert.equal(await srv.cli('EXISTS', 'conv:iso', 'user:iso-u:conversations'), '0');
+  });
+});
+
+// The bench's second peer (test-support/node-redis-store.js) must be the same
+// store on another client, or its figures compare nothing: same bytes as the
+// ioredis store, and each store reads what the other wrote.
+describe('the node-redis peer store keeps the same layout', () => {
+  let nodeRedis;
+  let io;
+  let ours;
+  const prefix = 'nr:';
+
+  before(async () => {
+    const client = await nodeRedisClient(srv.url);
+    clients.push({ disconnect: () => client.destroy() });
+    nodeRedis = new NodeRedisConversationStore(client, { ttlSeconds: TTL, keyPrefix: prefix, schema });
+    io = new IoredisConversationStore(prefixedClient(prefix), { ttlSeconds: TTL, schema });
+    ours = new RedisStore({ url: srv.url, allowPlaintext: true, keyPrefix: prefix, ttlSeconds: TTL, schema, logger: null });
+    stores.push(ours);
+  });
+
+  it('writes the bytes, score and TTLs the ioredis store writes', async () => {
+    const record = awkward('nr-same', 'nr-u0', '2024-01-01T10:00:00+05:30');
+    await io.set('nr-io', record);
+    await nodeRedis.set('nr-nr', record);
+    const stored = await srv.cli('GET', `${prefix}conv:nr-nr`);
+    assert.equal(stored, await srv.cli('GET', `${prefix}conv:nr-io`));
+    assert.equal(stored, JSON.stringify(persisted(record)));
+    assert.equal(
+      await srv.cli('ZSCORE', `${prefix}user:nr-u0:conversations`, 'nr-nr'),
+      await srv.cli('ZSCORE', `${prefix}user:nr-u0:conversations`, 'nr-io'),
+    );
+    const ttl = Number(await srv.cli('TTL', `${prefix}conv:nr-nr`));
+    assert.ok(ttl >= TTL - 2 && ttl <= TTL, `record TTL ${ttl}`);
+    const indexTtl = Number(await srv.cli('TTL', `${prefix}user:nr-u0:conversations`));
+    assert.ok(indexTtl >= INDEX_TTL - 2 && indexTtl <= INDEX_TTL, `index TTL ${indexTtl}`);
+  });
+
+  it('reads what RedisStore wrote and the other way round, in the same order; deletes what the other wrote', async () => {
+    const records = [
+      awkward('nr-a', 'nr-u1', '2024-01-01T10:00:00.000Z'),
+      awkward('nr-b', 'nr-u1', '2024-01-01T12:00:00.000Z'),
+      awkward('nr-c', 'nr-u1', '2024-01-01T11:00:00.000Z'),
+    ];
+    await ours.set('nr-a', records[0]);
+    await nodeRedis.set('nr-b', records[1]);
+    await ours.set('nr-c', records[2]);
+    assert.deepEqual(await nodeRedis.get('nr-a'), persisted(records[0]));
+    assert.deepEqual(await ours.get('nr-b'), persisted(records[1]));
+    assert.deepEqual(ids(await nodeRedis.listByUser('nr-u1')), ['nr-b', 'nr-c', 'nr-a']);
+    assert.deepEqual(await nodeRedis.listByUser('nr-u1'), await ours.listByUser('nr-u1'));
+    await nodeRedis.delete('nr-a');
+    await ours.delete('nr-b');
+    assert.equal(await srv.cli('EXISTS', `${prefix}conv:nr-a`, `${prefix}conv:nr-b`), '0');
+    assert.deepEqual(ids(await nodeRedis.listByUser('nr-u1')), ['nr-c']);
+    assert.equal(await nodeRedis.get('nr-a'), undefined);
   });
 });

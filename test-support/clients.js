@@ -1,8 +1,8 @@
 'use strict';
 
-// Things a test hands to the code under test or uses beside it: a fail-fast
-// ioredis client (for raw checks and for the reference store) and a logger
-// that keeps its lines.
+// Things a test hands to the code under test or uses beside it: fail-fast
+// ioredis and node-redis clients (for raw checks and for the peer stores) and
+// a logger that keeps its lines.
 
 const Redis = require('ioredis');
 
@@ -45,4 +45,19 @@ function captureLogger() {
   };
 }
 
-module.exports = { ioredisClient, captureLogger };
+/**
+ * A connected node-redis client that fails fast (no reconnects); the caller
+ * calls `destroy()`. Its 'error' events are kept in `client.errors`.
+ * @param {string} url
+ * @returns {Promise<import('redis').RedisClientType & { errors: Error[] }>}
+ */
+async function nodeRedisClient(url) {
+  const { createClient } = require('redis');
+  const client = createClient({ url, socket: { connectTimeout: 2000, reconnectStrategy: false } });
+  client.errors = [];
+  client.on('error', (err) => client.errors.push(err));
+  await client.connect();
+  return client;
+}
+
+module.exports = { ioredisClient, nodeRedisClient, captureLogger };

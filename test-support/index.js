@@ -14,6 +14,7 @@ const redisServer = require('./redis-server');
 const redisCluster = require('./redis-cluster');
 const redisSentinel = require('./redis-sentinel');
 const ioredisStore = require('./ioredis-store');
+const nodeRedisStore = require('./node-redis-store');
 // Later: tcp-proxy.js (a loopback TCP proxy that can stall or cut
 // connections) joins here, built on the same ports, poll, resp and
 // redis-server pieces.
@@ -54,4 +55,6 @@ module.exports = {
   ioredisClient: clients.ioredisClient,
   captureLogger: clients.captureLogger,
   IoredisConversationStore: ioredisStore.IoredisConversationStore,
+  NodeRedisConversationStore: nodeRedisStore.NodeRedisConversationStore,
+  nodeRedisClient: clients.nodeRedisClient,
 };
