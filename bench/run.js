@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 'use strict';
-// `npm run bench`: our RedisStore against the original ioredis store, on one
-// redis-server this process spawns (loopback, no persistence), in alternating
-// rounds on identical workloads; plus redis-benchmark's raw GET/SET on the
-// same server. Prints a table with the targets of issue 4 and writes
+// `npm run bench`: our RedisStore against its peers, the original ioredis
+// store and the same store on node-redis, on one redis-server this process
+// spawns (loopback, no persistence), in rounds of rotating order on identical
+// workloads; plus redis-benchmark's raw GET/SET on the same server. Prints a
+// table with the targets (against the best peer figure) and writes
 // bench/results/latest.{json,md} and bench/results/throughput.svg; a full
 // run then measures the cluster line (bench/cluster.js) and copies both
 // tables into README.md.
@@ -28,7 +29,7 @@ const { spawnSync } = require('node:child_process');
 const { startRedis } = require('../test-support');
 const { SIZES, useAsciiText } = require('./lib/records');
 const { runPool, summarize, medianSummary, median, collector, timePerCall } = require('./lib/measure');
-const { openStores, STORE_NAMES } = require('./lib/stores');
+const { openStores, bestOfPeers, STORE_NAMES } = require('./lib/stores');
 const { WORKLOADS, OP_ORDER, setupSize, checkStores, floorSink } = require('./lib/workloads');
 const { measureCeiling } = require('./lib/ceiling');
 const { updateReadme } = require('./lib/readme');
@@ -137,22 +138,26 @@ async function calibrate(ctx, workload, stores, concurrency, opts) {
   return Math.round(clamp(meanRate * opts.plan.roundSeconds[concurrency], MIN_OPS[concurrency], maxOps));
 }
 
-function ratios(ours, ioredis) {
+function ratios(ours, peer) {
   const out = {};
-  for (const key of ['opsPerSec', 'p50Ms', 'p99Ms', 'busyUsPerOp', 'mainCpuUsPerOp', 'processCpuUsPerOp']) out[key] = ours[key] / ioredis[key];
+  for (const key of ['opsPerSec', 'p50Ms', 'p99Ms', 'busyUsPerOp', 'mainCpuUsPerOp', 'processCpuUsPerOp']) out[key] = ours[key] / peer[key];
   return out;
 }
 
-/** One row: warm-up, then `rounds` alternating rounds (ours first on even rounds), medians. */
+/** Round `round`'s order: each store leads in turn, so none always runs first (or last). */
+function roundOrder(round) {
+  return STORE_NAMES.map((_, k) => STORE_NAMES[(k + round) % STORE_NAMES.length]);
+}
+
+/** One row: warm-up, then `rounds` rounds in rotating order, medians; ratios against the best peer figure. */
 async function measureCell(ctx, workload, stores, concurrency, opts) {
   const ops = await calibrate(ctx, workload, stores, concurrency, opts);
   const floorFn = workload.floor?.(ctx);
-  const perStore = { ours: [], ioredis: [] };
+  const perStore = Object.fromEntries(STORE_NAMES.map((name) => [name, []]));
   const floors = [];
   for (let round = 0; round < opts.rounds; round++) {
     if (floorFn) floors.push(timePerCall(floorFn, opts.plan.floorMs));
-    const order = round % 2 === 0 ? STORE_NAMES : [...STORE_NAMES].reverse();
-    for (const name of order) {
+    for (const name of roundOrder(round)) {
       const run = await timedRun(ctx, workload, name, stores[name], { concurrency, limit: ops });
       perStore[name].push(summarize(run));
     }
@@ -163,13 +168,13 @@ async function measureCell(ctx, workload, stores, concurrency, opts) {
     size: ctx.size.name,
     concurrency,
     opsPerRound: ops,
-    ours: medianSummary(perStore.ours),
-    ioredis: medianSummary(perStore.ioredis),
+    ...Object.fromEntries(STORE_NAMES.map((name) => [name, medianSummary(perStore[name])])),
     floorUs: floorFn ? median(floors) : null,
     floorKind: workload.floorKind,
     rounds: perStore,
   };
-  cell.ratios = ratios(cell.ours, cell.ioredis);
+  cell.best = bestOfPeers(cell);
+  cell.ratios = ratios(cell.ours, cell.best);
   cell.targets = targetsFor(cell, null);
   return cell;
 }
@@ -199,6 +204,7 @@ function environment(opts, redis) {
     node: process.version,
     v8: process.versions.v8,
     ioredis: require('ioredis/package.json').version,
+    nodeRedis: require('redis/package.json').version,
     cpu: os.cpus()[0]?.model?.trim() ?? 'unknown',
     cores: os.cpus().length,
     platform: `${os.platform()} ${os.release()} ${os.arch()}`,
@@ -259,7 +265,7 @@ function printResults(results) {
   console.log(`${report.textTable(results.cells, report.CPU_COLUMNS)}\n`);
   if (results.ceiling.length) console.log(`${report.ceilingLines(results.ceiling).join('\n')}\n`);
   const passed = results.targets.filter((t) => t.pass).length;
-  console.log(`Targets (issue 4): ${passed} of ${results.targets.length} met`);
+  console.log(`Targets (issue 14): ${passed} of ${results.targets.length} met`);
   console.log(report.targetLines(results.targets).join('\n'));
 }
 

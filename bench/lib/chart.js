@@ -1,15 +1,17 @@
 'use strict';
 // A hand-written SVG bar chart: ops/s per operation and record size at
-// concurrency 64, ours beside ioredis, on a log scale (the operations span
+// concurrency 64, ours beside each peer, on a log scale (the operations span
 // three orders of magnitude), each bar labelled with its value and each group
-// with the ratio.
+// with the ratio to the best peer.
 
 const { OP_LABELS } = require('./report');
+const { STORE_NAMES } = require('./stores');
 
 const WIDTH = 960;
 const HEIGHT = 460;
 const MARGIN = { top: 70, right: 20, bottom: 70, left: 80 };
-const COLORS = { ours: '#d9480f', ioredis: '#1c7ed6' };
+const COLORS = { ours: '#d9480f', ioredis: '#1c7ed6', nodeRedis: '#7048e8' };
+const LEGEND = { ours: 'ours (redis-conversation-store)', ioredis: 'ioredis store', nodeRedis: 'node-redis store' };
 const BAR_GAP = 4;
 const GROUP_PADDING = 0.28;
 
@@ -49,10 +51,10 @@ function gridLines(scale, plotWidth) {
 function bars(groups, scale, plotWidth, plotHeight) {
   const out = [];
   const groupWidth = plotWidth / groups.length;
-  const barWidth = (groupWidth * (1 - GROUP_PADDING) - BAR_GAP) / 2;
+  const barWidth = (groupWidth * (1 - GROUP_PADDING) - BAR_GAP * (STORE_NAMES.length - 1)) / STORE_NAMES.length;
   groups.forEach((cell, g) => {
     const left = g * groupWidth + (groupWidth * GROUP_PADDING) / 2;
-    ['ours', 'ioredis'].forEach((store, b) => {
+    STORE_NAMES.forEach((store, b) => {
       const value = cell[store].opsPerSec;
       const x = left + b * (barWidth + BAR_GAP);
       const y = scale.y(value);
@@ -62,7 +64,7 @@ function bars(groups, scale, plotWidth, plotHeight) {
       out.push(text(x + barWidth / 2, y - 4, shortRate(value), 'text-anchor="middle" font-size="11" fill="#212529"'));
     });
     const center = g * groupWidth + groupWidth / 2;
-    const ratio = cell.ours.opsPerSec / cell.ioredis.opsPerSec;
+    const ratio = cell.ours.opsPerSec / cell.best.opsPerSec;
     out.push(text(center, -8, `${ratio.toFixed(2)}×`, 'text-anchor="middle" font-size="13" font-weight="bold" ' +
       `fill="${ratio >= 1 ? '#2b8a3e' : '#c92a2a'}"`));
     out.push(text(center, plotHeight + 18, OP_LABELS[cell.op].replace('*', ''), 'text-anchor="middle" font-size="12"'));
@@ -73,19 +75,17 @@ function bars(groups, scale, plotWidth, plotHeight) {
 }
 
 function legend(x, y) {
-  return [
-    `<rect x="${x}" y="${y - 10}" width="12" height="12" fill="${COLORS.ours}"/>`,
-    text(x + 18, y, 'ours (redis-conversation-store)', 'font-size="12"'),
-    `<rect x="${x + 230}" y="${y - 10}" width="12" height="12" fill="${COLORS.ioredis}"/>`,
-    text(x + 248, y, 'ioredis store (baseline)', 'font-size="12"'),
-  ];
+  return STORE_NAMES.flatMap((store, k) => [
+    `<rect x="${x + 230 * k}" y="${y - 10}" width="12" height="12" fill="${COLORS[store]}"/>`,
+    text(x + 230 * k + 18, y, LEGEND[store], 'font-size="12"'),
+  ]);
 }
 
 /** The SVG text, or null when no cell at concurrency 64 was measured. */
 function throughputChart(cells, meta) {
   const groups = cells.filter((c) => c.concurrency === 64);
   if (groups.length === 0) return null;
-  const values = groups.flatMap((c) => [c.ours.opsPerSec, c.ioredis.opsPerSec]).filter((v) => v > 0);
+  const values = groups.flatMap((c) => STORE_NAMES.map((store) => c[store].opsPerSec)).filter((v) => v > 0);
   const plotWidth = WIDTH - MARGIN.left - MARGIN.right;
   const plotHeight = HEIGHT - MARGIN.top - MARGIN.bottom;
   const scale = logScale(Math.min(...values), Math.max(...values), plotHeight);
@@ -93,9 +93,9 @@ function throughputChart(cells, meta) {
     `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${HEIGHT}" viewBox="0 0 ${WIDTH} ${HEIGHT}" ` +
       'font-family="system-ui, -apple-system, Segoe UI, Helvetica, Arial, sans-serif">',
     `<rect width="${WIDTH}" height="${HEIGHT}" fill="#ffffff"/>`,
-    text(MARGIN.left, 24, 'Throughput at concurrency 64 (ops/s, log scale; label above each pair: ours ÷ ioredis)',
+    text(MARGIN.left, 24, 'Throughput at concurrency 64 (ops/s, log scale; label above each group: ours ÷ the best peer)',
       'font-size="15" font-weight="bold"'),
-    text(MARGIN.left, 42, `median of ${meta.rounds} alternating rounds · ${meta.node} · ${meta.cpu} (${meta.cores} cores) · ` +
+    text(MARGIN.left, 42, `median of ${meta.rounds} rounds · ${meta.node} · ${meta.cpu} (${meta.cores} cores) · ` +
       `${meta.date.slice(0, 10)}`, 'font-size="11" fill="#495057"'),
     `<g transform="translate(${MARGIN.left},${MARGIN.top})">`,
     ...gridLines(scale, plotWidth),
@@ -103,7 +103,7 @@ function throughputChart(cells, meta) {
     `<line x1="0" x2="${plotWidth}" y1="${plotHeight}" y2="${plotHeight}" stroke="#212529"/>`,
     '</g>',
     ...legend(MARGIN.left, HEIGHT - 14),
-    text(WIDTH - MARGIN.right, HEIGHT - 14, '* fields: ours lists 4 fields, ioredis the full records',
+    text(WIDTH - MARGIN.right, HEIGHT - 14, '* fields: ours lists 4 fields, the peers the full records',
       'text-anchor="end" font-size="11" fill="#495057"'),
     '</svg>',
     '',

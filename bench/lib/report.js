@@ -1,6 +1,8 @@
 'use strict';
 // The results as a terminal table, a markdown page and a JSON document.
 
+const { STORE_NAMES, STORE_LABELS } = require('./stores');
+
 const OP_LABELS = {
   set: 'set',
   get: 'get',
@@ -16,26 +18,33 @@ const fmt = {
   ratio: (v) => (Number.isFinite(v) ? `${v.toFixed(2)}×` : '–'),
 };
 
-const SHORT_TARGET = { throughput: 'thr', 'main-thread': 'cpu', p99: 'p99', 'vs redis-benchmark': 'ceil' };
+const SHORT_TARGET = { throughput: 'thr', 'main-thread': 'cpu', p50: 'p50', p99: 'p99', 'vs redis-benchmark': 'ceil' };
 
 function targetMarks(targets) {
   return targets.map((t) => `${SHORT_TARGET[t.name]} ${t.pass ? 'PASS' : 'FAIL'}`).join(', ');
 }
 
-const COLUMNS = [
+/** One column per store for a summary figure: `ours`, then each peer. */
+function perStore(title, key, format) {
+  return STORE_NAMES.map((name) => [`${title} ${STORE_LABELS[name]}`, (c) => format(c[name][key])]);
+}
+
+const ROW_KEY = [
   ['operation', (c) => OP_LABELS[c.op]],
   ['size', (c) => c.size],
   ['c', (c) => String(c.concurrency)],
-  ['ops/s ours', (c) => fmt.rate(c.ours.opsPerSec)],
-  ['ops/s ioredis', (c) => fmt.rate(c.ioredis.opsPerSec)],
+];
+
+// Ratios are ours ÷ the best peer figure (see stores.js bestOfPeers).
+const COLUMNS = [
+  ...ROW_KEY,
+  ...perStore('ops/s', 'opsPerSec', fmt.rate),
   ['ops/s ratio', (c) => fmt.ratio(c.ratios.opsPerSec)],
-  ['p50 ms ours', (c) => fmt.ms(c.ours.p50Ms)],
-  ['p50 ms ioredis', (c) => fmt.ms(c.ioredis.p50Ms)],
-  ['p99 ms ours', (c) => fmt.ms(c.ours.p99Ms)],
-  ['p99 ms ioredis', (c) => fmt.ms(c.ioredis.p99Ms)],
+  ...perStore('p50 ms', 'p50Ms', fmt.ms),
+  ['p50 ratio', (c) => fmt.ratio(c.ratios.p50Ms)],
+  ...perStore('p99 ms', 'p99Ms', fmt.ms),
   ['p99 ratio', (c) => fmt.ratio(c.ratios.p99Ms)],
-  ['main µs/op ours', (c) => fmt.us(c.ours.busyUsPerOp)],
-  ['main µs/op ioredis', (c) => fmt.us(c.ioredis.busyUsPerOp)],
+  ...perStore('main µs/op', 'busyUsPerOp', fmt.us),
   ['main ratio', (c) => fmt.ratio(c.ratios.busyUsPerOp)],
   ['JSON floor µs', (c) => (c.floorUs == null ? '–' : fmt.us(c.floorUs))],
   ['targets', (c) => targetMarks(c.targets)],
@@ -43,18 +52,12 @@ const COLUMNS = [
 
 /** CPU time per operation: what the event-loop figure cannot tell apart (work vs. waiting for a core). */
 const CPU_COLUMNS = [
-  ['operation', (c) => OP_LABELS[c.op]],
-  ['size', (c) => c.size],
-  ['c', (c) => String(c.concurrency)],
-  ['main busy µs/op ours', (c) => fmt.us(c.ours.busyUsPerOp)],
-  ['main CPU µs/op ours', (c) => fmt.us(c.ours.mainCpuUsPerOp)],
-  ['main waiting for a core µs/op ours', (c) => fmt.us(c.ours.mainRunQueueUsPerOp)],
-  ['main busy µs/op ioredis', (c) => fmt.us(c.ioredis.busyUsPerOp)],
-  ['main CPU µs/op ioredis', (c) => fmt.us(c.ioredis.mainCpuUsPerOp)],
-  ['main waiting for a core µs/op ioredis', (c) => fmt.us(c.ioredis.mainRunQueueUsPerOp)],
+  ...ROW_KEY,
+  ...perStore('main busy µs/op', 'busyUsPerOp', fmt.us),
+  ...perStore('main CPU µs/op', 'mainCpuUsPerOp', fmt.us),
+  ...perStore('main waiting for a core µs/op', 'mainRunQueueUsPerOp', fmt.us),
   ['main CPU ratio', (c) => fmt.ratio(c.ratios.mainCpuUsPerOp)],
-  ['process CPU µs/op ours', (c) => fmt.us(c.ours.processCpuUsPerOp)],
-  ['process CPU µs/op ioredis', (c) => fmt.us(c.ioredis.processCpuUsPerOp)],
+  ...perStore('process CPU µs/op', 'processCpuUsPerOp', fmt.us),
   ['process CPU ratio', (c) => fmt.ratio(c.ratios.processCpuUsPerOp)],
 ];
 
@@ -73,23 +76,24 @@ function textTable(cells, columns = COLUMNS) {
 
 /** One row for the terminal, printed as soon as a cell is measured. */
 function cellLine(cell) {
+  const each = (key, format) => STORE_NAMES.map((name) => format(cell[name][key])).join('/');
   return `${OP_LABELS[cell.op].padEnd(18)} ${cell.size.padEnd(4)} c=${String(cell.concurrency).padEnd(3)} ` +
-    `ours ${fmt.rate(cell.ours.opsPerSec).padStart(6)}/s ioredis ${fmt.rate(cell.ioredis.opsPerSec).padStart(6)}/s ` +
-    `(${fmt.ratio(cell.ratios.opsPerSec)})  p99 ${fmt.ms(cell.ours.p99Ms)}/${fmt.ms(cell.ioredis.p99Ms)} ms  ` +
-    `main ${fmt.us(cell.ours.busyUsPerOp)}/${fmt.us(cell.ioredis.busyUsPerOp)} µs/op  ` +
+    `ops/s ${each('opsPerSec', fmt.rate)} (${fmt.ratio(cell.ratios.opsPerSec)} of best peer)  ` +
+    `p50 ${each('p50Ms', fmt.ms)} ms  p99 ${each('p99Ms', fmt.ms)} ms  main ${each('busyUsPerOp', fmt.us)} µs/op  ` +
     `floor ${cell.floorUs == null ? '–' : fmt.us(cell.floorUs)} µs  ` +
-    `main CPU ${fmt.us(cell.ours.mainCpuUsPerOp)}/${fmt.us(cell.ioredis.mainCpuUsPerOp)} µs/op  ` +
-    `process CPU ${fmt.us(cell.ours.processCpuUsPerOp)}/${fmt.us(cell.ioredis.processCpuUsPerOp)} µs/op  ` +
-    `${targetMarks(cell.targets)}`;
+    `process CPU ${each('processCpuUsPerOp', fmt.us)} µs/op  ${targetMarks(cell.targets)}`;
+}
+
+/** A target's measured value and its limit, as words. */
+function targetValue(t) {
+  if (t.name === 'p50' || t.name === 'p99') return `${fmt.ms(t.value)} ms (best peer ${fmt.ms(t.limit)} ms)`;
+  if (t.name === 'main-thread' && t.op !== 'listFields') return `${fmt.us(t.value)} µs (limit ${fmt.us(t.limit)} µs)`;
+  return `${fmt.ratio(t.value)} (need ${t.name === 'main-thread' ? '≤' : '≥'} ${fmt.ratio(t.limit)})`;
 }
 
 function targetLines(targets) {
-  return targets.map((t) => {
-    const value = t.name === 'p99' ? `${fmt.ms(t.value)} ms vs ${fmt.ms(t.limit)} ms`
-      : t.name === 'main-thread' && t.op !== 'listFields' ? `${fmt.us(t.value)} µs vs limit ${fmt.us(t.limit)} µs`
-        : `${fmt.ratio(t.value)} (need ${t.name === 'main-thread' ? '≤' : '≥'} ${fmt.ratio(t.limit)})`;
-    return `${t.pass ? 'PASS' : 'FAIL'}  ${OP_LABELS[t.op]} ${t.size} c=${t.concurrency}  ${t.name}: ${value}  [${t.rule}]`;
-  });
+  return targets.map((t) => `${t.pass ? 'PASS' : 'FAIL'}  ${OP_LABELS[t.op]} ${t.size} c=${t.concurrency}  ` +
+    `${t.name}: ${targetValue(t)}  [${t.rule}]`);
 }
 
 function ceilingLines(ceiling) {
@@ -112,13 +116,15 @@ function markdown(results) {
   const passed = targets.filter((t) => t.pass).length;
   const parts = [
     '<!-- generated by `npm run bench` (bench/run.js); do not edit by hand -->',
-    `Medians of ${meta.rounds} alternating rounds per row; ${meta.node}, ${meta.cpu} (${meta.cores} cores), ` +
-      `redis-server ${meta.redisVersion} on loopback, ${meta.date.slice(0, 10)}; ` +
+    `Medians of ${meta.rounds} rounds per row (the stores take turns to run first); ${meta.node}, ${meta.cpu} (${meta.cores} cores), ` +
+      `redis-server ${meta.redisVersion} on loopback, ioredis ${meta.ioredis}, node-redis ${meta.nodeRedis}, ${meta.date.slice(0, 10)}; ` +
       `addon ${meta.build.addonSha256} (git ${meta.build.gitHead}${meta.build.gitDirty.length ? ', uncommitted changes' : ''}).`,
     '',
     markdownTable(COLUMNS.map(([title]) => title), rows(cells)),
     '',
-    '\\* `listByUser(user, { fields: [...] })` (ours) against the full `listByUser` (ioredis, the only listing it has). ' +
+    'Peers: the original ioredis store and the same store written on node-redis (`test-support/`); each ratio is ours ÷ the ' +
+      'best figure either peer reached. ' +
+      '\\* `listByUser(user, { fields: [...] })` (ours) against the full `listByUser` (the peers\' only listing). ' +
       '"main µs/op" is main-thread busy time per operation (event-loop utilization × wall time ÷ operations); ' +
       '"JSON floor" is the bare `JSON.stringify` (set) / `JSON.parse` (get, 50× for a list) of the same records.',
   ];
@@ -133,12 +139,10 @@ function markdown(results) {
         ceiling.map((c) => [c.size, String(c.concurrency), fmt.rate(c.set.rps), fmt.ms(c.set.p99Ms),
           fmt.rate(c.get.rps), fmt.ms(c.get.p99Ms)])));
   }
-  parts.push('', `Targets (issue 4): ${passed} of ${targets.length} met.`, '',
+  parts.push('', `Targets (issue 14): ${passed} of ${targets.length} met.`, '',
     markdownTable(['result', 'operation', 'size', 'c', 'target', 'measured', 'rule'],
       targets.map((t) => [t.pass ? 'PASS' : 'FAIL', OP_LABELS[t.op], t.size, String(t.concurrency), t.name,
-        t.name === 'p99' ? `${fmt.ms(t.value)} ms (ioredis ${fmt.ms(t.limit)})`
-          : t.name === 'main-thread' && t.op !== 'listFields' ? `${fmt.us(t.value)} µs (limit ${fmt.us(t.limit)})`
-            : fmt.ratio(t.value), t.rule])));
+        targetValue(t), t.rule])));
   parts.push('');
   return parts.join('\n');
 }

@@ -1,12 +1,15 @@
 'use strict';
-// The two stores under test, and a plain ioredis client that seeds and checks
-// data off the clock (writing the layout both stores share, through the
+// The stores under test (ours and its peers: the same store written on
+// ioredis and on node-redis), and a plain ioredis client that seeds and checks
+// data off the clock (writing the layout every store shares, through the
 // test-support key helpers).
 
 const Redis = require('ioredis');
+const { createClient } = require('redis');
 const { RedisStore } = require('../..');
 const {
   IoredisConversationStore,
+  NodeRedisConversationStore,
   DEFAULT_TTL_SECONDS,
   indexTtlSeconds,
   conversationKey,
@@ -25,20 +28,54 @@ const IOREDIS_OPTIONS = {
   connectTimeout: COMMAND_TIMEOUT_MS,
 };
 
-const STORE_NAMES = ['ours', 'ioredis'];
+/** What a team would write instead of adopting this package, by client. */
+const PEER_LABELS = { ioredis: 'ioredis', nodeRedis: 'node-redis' };
+const PEER_NAMES = Object.keys(PEER_LABELS);
+const STORE_NAMES = ['ours', ...PEER_NAMES];
+const STORE_LABELS = { ours: 'ours', ...PEER_LABELS };
+
+/** Summary figures where more is better; for the others, less is. */
+const HIGHER_IS_BETTER = new Set(['opsPerSec']);
+
+/**
+ * The best figure any peer reached, per figure (the most ops/s, the lowest
+ * latency and CPU), and which peer reached it (`from`): ours must beat each
+ * peer at its best, not an average of them.
+ */
+function bestOfPeers(cell) {
+  const best = { from: {} };
+  for (const key of Object.keys(cell[PEER_NAMES[0]])) {
+    for (const peer of PEER_NAMES) {
+      const value = cell[peer][key];
+      if (!Number.isFinite(value)) continue;
+      const better = !(key in best) || (HIGHER_IS_BETTER.has(key) ? value > best[key] : value < best[key]);
+      if (better) {
+        best[key] = value;
+        best.from[key] = peer;
+      }
+    }
+  }
+  return best;
+}
 
 async function openStores(url) {
   const ours = new RedisStore({ url, allowPlaintext: true, logger: null });
-  const baselineClient = new Redis(url, IOREDIS_OPTIONS);
-  const ioredis = new IoredisConversationStore(baselineClient);
+  const ioredisClient = new Redis(url, IOREDIS_OPTIONS);
+  // node-redis's defaults (it has no command timeout of its own), with the same connect timeout.
+  const nodeRedisClient = createClient({ url, socket: { connectTimeout: COMMAND_TIMEOUT_MS } });
   const admin = new Redis(url, { commandTimeout: 60_000 });
-  await Promise.all([ours.ping(), baselineClient.ping(), admin.ping()]);
+  await Promise.all([ours.ping(), ioredisClient.ping(), nodeRedisClient.connect(), admin.ping()]);
   return {
-    stores: { ours, ioredis },
+    stores: {
+      ours,
+      ioredis: new IoredisConversationStore(ioredisClient),
+      nodeRedis: new NodeRedisConversationStore(nodeRedisClient),
+    },
     admin,
     async close() {
       await ours.close();
-      baselineClient.disconnect();
+      ioredisClient.disconnect();
+      nodeRedisClient.destroy();
       admin.disconnect();
     },
   };
@@ -80,4 +117,6 @@ async function execOrThrow(pipeline) {
   for (const [err] of await pipeline.exec()) if (err) throw err;
 }
 
-module.exports = { openStores, seed, unseed, countExisting, STORE_NAMES, IOREDIS_OPTIONS };
+module.exports = {
+  openStores, seed, unseed, countExisting, bestOfPeers, STORE_NAMES, STORE_LABELS, PEER_NAMES, PEER_LABELS, IOREDIS_OPTIONS,
+};
