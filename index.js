@@ -143,25 +143,23 @@ function isPlainOptions(value) {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-/** The per-call options of each method (listByUser's are checked with its paging options). */
+/** The per-call options of each method (listByUser's values are checked with its paging, natively). */
 const CALL_OPTIONS = ['signal', 'timeoutMs'];
 const SET_OPTIONS = ['ifUpdatedAt', ...CALL_OPTIONS];
 const UPDATE_OPTIONS = ['retries', ...CALL_OPTIONS];
+const LIST_OPTIONS = ['limit', 'offset', 'fields', ...CALL_OPTIONS];
 
 /**
- * A call's `{ signal, timeoutMs }`, checked (and no key but `known`; `null`
- * for no check): `undefined` when it has neither
- * (the common call, which then costs nothing more).
+ * A call's `{ signal, timeoutMs }`, checked (and no key but `known`):
+ * `undefined` when it has neither (the common call, which then costs nothing more).
  */
 function callLimitsOf(options, what, known = CALL_OPTIONS) {
   if (options === undefined || options === null) return undefined;
   if (!isPlainOptions(options)) throw invalidArgument(`${what} options must be an object, got ${describeType(options)}`, callLimitsOf);
-  if (known !== null) {
-    // A misspelt ifUpdatedAt must not turn a conditional write into a plain one.
-    for (const key of Object.keys(options)) {
-      if (!known.includes(key)) {
-        throw invalidArgument(`${what}: unknown option ${JSON.stringify(key)} (known: ${known.join(', ')})`, callLimitsOf);
-      }
+  // A misspelt ifUpdatedAt must not turn a conditional write into a plain one.
+  for (const key of Object.keys(options)) {
+    if (!known.includes(key)) {
+      throw invalidArgument(`${what}: unknown option ${JSON.stringify(key)} (known: ${known.join(', ')})`, callLimitsOf);
     }
   }
   const { signal, timeoutMs } = options;
@@ -474,7 +472,7 @@ class StoreBase {
 
   async listByUser(userId, options) {
     const useSchema = Boolean(this.#schema) && !(options && options.fields);
-    const limits = callLimitsOf(options, 'listByUser', null);
+    const limits = callLimitsOf(options, 'listByUser', LIST_OPTIONS);
     let records;
     try {
       // The common case: the whole page is one JSON array text, parsed once.

@@ -133,6 +133,8 @@ const CASES = [
   ['listByUser with offset -1', (s) => s.listByUser('u1', { offset: -1 }), 'STORE_INVALID_ARGUMENT', /offset/],
   ['listByUser with offset 0.5', (s) => s.listByUser('u1', { offset: 0.5 }), 'STORE_INVALID_ARGUMENT', /offset/],
   ['listByUser with empty fields', (s) => s.listByUser('u1', { fields: [] }), 'STORE_INVALID_ARGUMENT', /fields/],
+  // A misspelt limit must not silently list the default page.
+  ['listByUser with an unknown option', (s) => s.listByUser('u1', { limt: 10 }), 'STORE_INVALID_ARGUMENT', /unknown option "limt"/],
   ['listByUser with a number userId', (s) => s.listByUser(1), 'STORE_INVALID_USER_ID', /userId .*number/],
   ['listByUser with an undefined userId', (s) => s.listByUser(undefined), 'STORE_INVALID_USER_ID', /userId .*undefined/],
   ['listByUser with an empty userId', (s) => s.listByUser(''), 'STORE_INVALID_USER_ID', /userId/],
