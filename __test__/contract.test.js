@@ -303,7 +303,7 @@ for (const [storeName, makeContext] of FACTORIES) {
       if (raw) assert.equal(await raw.cli('ZSCORE', raw.index('plain'), 'c1'), '');
     });
 
-    it('owner changes and deletes work whatever comes before userId in the record (the store reads only the head when it can)', async () => {
+    it('owner changes and deletes work whatever surrounds userId in the record (the store reads only the head or the tail when it can)', async () => {
       const { store, raw } = await makeContext();
       // userId first; after a string holding brackets; after nested data; after a long text.
       const shapes = [
@@ -311,6 +311,18 @@ for (const [storeName, makeContext] of FACTORIES) {
         (user, i) => ({ title: 'a [draft] {x}', userId: user, updatedAt: iso(i), history: [] }),
         (user, i) => ({ history: [{ userId: 'decoy' }], userId: user, updatedAt: iso(i) }),
         (user, i) => ({ note: 'x'.repeat(3000), userId: user, updatedAt: iso(i) }),
+        // A long history first, as real records have it: the tail settles it...
+        (user, i) => ({ history: [{ content: 'x'.repeat(3000), userId: 'decoy' }], userId: user, updatedAt: iso(i) }),
+        (user, i) => ({
+          history: [{ content: 'y'.repeat(3000) }],
+          userId: user,
+          updatedAt: iso(i),
+          metadata: { note: 'a}"b\\', list: [{ x: '[' }, ']{'], userId: 7 },
+        }),
+        // ...unless it cannot: a nested userId last, a key that ends in "userId, a short record.
+        (user, i) => ({ note: 'z'.repeat(3000), userId: user, updatedAt: iso(i), history: [{ userId: 'decoy' }] }),
+        (user, i) => ({ note: 'w'.repeat(3000), userId: user, updatedAt: iso(i), 'a"userId': 'decoy' }),
+        (user, i) => ({ history: [{ userId: 'decoy' }], userId: user, updatedAt: iso(i), tail: '}' }),
       ];
       for (const [s, shape] of shapes.entries()) {
         const id = `head-${s}`;

@@ -38,13 +38,43 @@ end
 local function index_key(prefix, user_id)
   return prefix .. 'user:' .. user_id .. ':conversations'
 end
+-- The userId in a record's last kilobyte, when that alone proves it is the
+-- top-level one: after the last `"userId":"<value>"` (not an escaped quote,
+-- no escapes in the value, no later `"userId":` of another type), the rest of
+-- the text, once escapes, strings and balanced {} and [] groups are dropped,
+-- closes exactly one object, the record itself. Else nil (read it all).
+-- Records have their history before their userId as often as after it.
+local function owner_in_tail(tail)
+  local first, last
+  local from = 1
+  while true do
+    local f, l = string.find(tail, '"userId":"', from, true)
+    if not f then break end
+    first, last, from = f, l, l + 1
+  end
+  if not first or string.sub(tail, first - 1, first - 1) == '\\' then return nil end
+  local close = string.find(tail, '"', last + 1, true)
+  if not close then return nil end
+  local value = string.sub(tail, last + 1, close - 1)
+  if string.find(value, '\\', 1, true) then return nil end
+  local rest = string.sub(tail, close + 1)
+  if string.find(rest, '"userId":', 1, true) then return nil end
+  rest = string.gsub(rest, '\\.', '')
+  rest = string.gsub(rest, '"[^"]*"', '')
+  rest = string.gsub(rest, '%b{}', '')
+  rest = string.gsub(rest, '%b[]', '')
+  if string.find(rest, '[%[%]{]') or string.find(rest, '}', 1, true) ~= #rest then return nil end
+  return value
+end
 -- The owner of the record at `key`, reading only its first kilobyte when
 -- that settles it: a `"userId":"` with no bracket before it (after the
 -- opening brace) is at the top level, since nothing before it is nested.
--- Otherwise the whole record is read. Returns exists, owner.
+-- Then its last kilobyte (owner_in_tail). Otherwise the whole record is read.
+-- Returns exists, owner.
 local function owner_at(key)
   local head = redis.call('GETRANGE', key, 0, 1023)
   if head == '' then return redis.call('EXISTS', key) == 1, nil end
+  if #head < 1024 then return true, owner_of(head) end
   local first, last = string.find(head, '"userId":"', 1, true)
   if string.sub(head, 1, 1) == '{' and first and not string.find(string.sub(head, 2, first - 1), '[%[{]') then
     local close = string.find(head, '"', last + 1, true)
@@ -53,6 +83,8 @@ local function owner_at(key)
       if not string.find(value, '\\', 1, true) then return true, value end
     end
   end
+  local owner = owner_in_tail(redis.call('GETRANGE', key, -1024, -1))
+  if owner then return true, owner end
   local whole = redis.call('GET', key)
   if not whole then return false, nil end
   return true, owner_of(whole)

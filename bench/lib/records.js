@@ -61,10 +61,14 @@ function isoAt(offsetMs) {
   return new Date(BASE_TIME_MS + offsetMs).toISOString();
 }
 
+// Keys in the order of the chat server's StoredConversation schema (a Zod
+// parse returns them so): the history comes before userId, which decides how
+// much of a stored record the store's scripts read to find its owner.
 function skeleton(rand, { id, userId, ordinal }) {
   const createdMs = ordinal * 60_000;
   return {
     externalId: id,
+    history: [],
     userId,
     tenantId: `tenant-${Math.floor(rand() * 20)}`,
     createdAt: isoAt(createdMs),
@@ -78,7 +82,6 @@ function skeleton(rand, { id, userId, ordinal }) {
       tags: ['support', 'billing', 'beta'].slice(0, 1 + Math.floor(rand() * 3)),
       tokenCount: Math.floor(rand() * 100_000),
     },
-    history: [],
   };
 }
 
