@@ -323,6 +323,8 @@ for (const [storeName, makeContext] of FACTORIES) {
         (user, i) => ({ note: 'z'.repeat(3000), userId: user, updatedAt: iso(i), history: [{ userId: 'decoy' }] }),
         (user, i) => ({ note: 'w'.repeat(3000), userId: user, updatedAt: iso(i), 'a"userId': 'decoy' }),
         (user, i) => ({ history: [{ userId: 'decoy' }], userId: user, updatedAt: iso(i), tail: '}' }),
+        (user, i) => ({ 'a"userId': 'decoy', history: [{ content: 'v'.repeat(3000) }], userId: user, updatedAt: iso(i) }),
+        (user, i) => ({ 'a"userId': 'decoy', userId: user, updatedAt: iso(i) }),
       ];
       for (const [s, shape] of shapes.entries()) {
         const id = `head-${s}`;

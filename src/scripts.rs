@@ -16,7 +16,7 @@ use redis::Script;
 const RECORD_HELPERS: &str = r#"
 local function top_string(json, key)
   local first, last = string.find(json, '"' .. key .. '":"', 1, true)
-  if first and not string.find(json, '"' .. key .. '":', last, true) then
+  if first and string.sub(json, first - 1, first - 1) ~= '\\' and not string.find(json, '"' .. key .. '":', last, true) then
     local close = string.find(json, '"', last + 1, true)
     if close then
       local value = string.sub(json, last + 1, close - 1)
@@ -76,7 +76,9 @@ local function owner_at(key)
   if head == '' then return redis.call('EXISTS', key) == 1, nil end
   if #head < 1024 then return true, owner_of(head) end
   local first, last = string.find(head, '"userId":"', 1, true)
-  if string.sub(head, 1, 1) == '{' and first and not string.find(string.sub(head, 2, first - 1), '[%[{]') then
+  -- (`"userId":"` after a backslash ends a key such as `a\"userId`.)
+  if string.sub(head, 1, 1) == '{' and first and string.sub(head, first - 1, first - 1) ~= '\\'
+    and not string.find(string.sub(head, 2, first - 1), '[%[{]') then
     local close = string.find(head, '"', last + 1, true)
     if close then
       local value = string.sub(head, last + 1, close - 1)
