@@ -14,9 +14,7 @@ const redisServer = require('./redis-server');
 const redisCluster = require('./redis-cluster');
 const redisSentinel = require('./redis-sentinel');
 const ioredisStore = require('./ioredis-store');
-// Later: tcp-proxy.js (a loopback TCP proxy that can stall or cut
-// connections) joins here, built on the same ports, poll, resp and
-// redis-server pieces.
+const tcpProxy = require('./tcp-proxy');
 
 module.exports = {
   // Servers
@@ -30,6 +28,9 @@ module.exports = {
   parseInfo: redisCluster.parseInfo,
   startSentinels: redisSentinel.startSentinels,
   RedisSentinelSet: redisSentinel.RedisSentinelSet,
+  // An endpoint in front of servers
+  startProxy: tcpProxy.startProxy,
+  TcpProxy: tcpProxy.TcpProxy,
   // Ports and the wire
   LOOPBACK: ports.LOOPBACK,
   FORBIDDEN_PORT: ports.FORBIDDEN_PORT,
