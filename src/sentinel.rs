@@ -3,9 +3,10 @@
 //! know the master) for the current primary, connects to it, and checks with
 //! `ROLE` that it really is the primary before it serves. Once it serves, the
 //! watch ends it (so the link asks the sentinels again) when the connection is
-//! lost, when `ROLE` says the server was demoted (checked when a call saw
-//! trouble, such as a `READONLY` reply, and at each heartbeat), or when the
-//! sentinel that named the primary announces `+switch-master`. While the link
+//! lost, when `ROLE` says the server was demoted (checked when a call timed
+//! out or hit an I/O error, and at each heartbeat), or when the sentinel that
+//! named the primary announces `+switch-master`. A `READONLY`, `LOADING` or
+//! `MASTERDOWN` reply ends it at once, in the link (`connection.rs`). While the link
 //! backs off after a failed attempt, a `+switch-master` (or a sentinel that
 //! already names another primary) ends the backoff, so a long reconnection
 //! delay never holds the store on a dead primary.
@@ -344,8 +345,8 @@ impl LossWatch for SentinelWatch {
                     // The sentinel went away: the other signs still hold.
                     _ => self.switches = None,
                 },
-                // A call saw trouble (a READONLY reply among them), or the
-                // link was quiet for a heartbeat: is this still the primary?
+                // A call timed out or hit an I/O error, or the link was
+                // quiet for a heartbeat: is this still the primary?
                 _ = trouble.notified() => return self.check_role().await,
                 _ = tokio::time::sleep(self.heartbeat) => return self.check_role().await,
             }
