@@ -50,6 +50,8 @@ use crate::topology::Topology;
 const CLUSTER_RETRIES: u32 = 3;
 const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 50;
 const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 250;
+/// The shortest time between two renamings of the nodes' connections.
+const RENAME_SPACING: Duration = Duration::from_secs(1);
 
 pub struct Cluster {
     link: Link<ClusterNodes>,
@@ -344,6 +346,8 @@ impl LossWatch for ClusterWatch {
             // when it is back, at a later heartbeat.
             let rename = connection::set_client_name(&self.connection_name);
             let _ = tokio::time::timeout(self.command_timeout, rename.query_async::<()>(&mut self.connection)).await;
+            // While calls keep failing (a failover), rename at most this often.
+            tokio::time::sleep(RENAME_SPACING.min(self.heartbeat)).await;
         }
     }
 }

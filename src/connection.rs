@@ -305,14 +305,20 @@ impl<T: Transport> Link<T> {
         let now = Instant::now();
         let mut notice = None;
         let mut phase = Phase::Closed;
-        self.inner.state.send_modify(|shared| {
+        // Readers are woken only by a change: when many calls fail at once,
+        // all but the first of their events change nothing.
+        self.inner.state.send_if_modified(|shared| {
+            let before = (shared.supervisor.phase(), shared.supervisor.status());
             notice = shared.supervisor.on(event, now);
             phase = shared.supervisor.phase();
+            let mut modified = notice.is_some() || before != (phase, shared.supervisor.status());
             if !phase.serves() {
-                shared.connection = None;
+                modified |= shared.connection.take().is_some();
             } else if connected.is_some() {
                 shared.connection = connected;
+                modified = true;
             }
+            modified
         });
         if let Some(notice) = notice {
             self.announce(&notice);
@@ -444,6 +450,9 @@ impl<T: Transport> Link<T> {
         }
         let setname = set_client_name(&self.inner.connection_name);
         match setname.query_async::<()>(connection).await {
+            // A cluster's SETNAME goes to every node: one that is down must
+            // not keep the others from serving. Its watch renames later.
+            Err(_) if T::HEALS_ITSELF => Ok(()),
             Err(err) if matches!(err.kind(), redis::ErrorKind::Server(_) | redis::ErrorKind::Extension) => {
                 self.inner.logger.warn(format!(
                     "{} refused CLIENT SETNAME {} ({err}); the connection serves unnamed",
