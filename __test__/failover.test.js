@@ -17,6 +17,7 @@ const {
   conversation,
   conversationKey,
   LOOPBACK,
+  freePort,
 } = require('../test-support');
 const { RedisStore, isRedisError } = require('..');
 
@@ -36,7 +37,9 @@ describe('failover behind one endpoint', () => {
   let proxy;
   let store;
   before(async () => {
-    [primary, replica] = await Promise.all([startRedis(), startRedis()]);
+    // Replicas sync at once, not after Redis's default 5 s diskless-sync delay.
+    const quickSync = { extraArgs: ['--repl-diskless-sync-delay', '0'] };
+    [primary, replica] = await Promise.all([startRedis(quickSync), startRedis(quickSync)]);
     await replica.cli('REPLICAOF', LOOPBACK, String(primary.port));
     await pollUntil(async () => (await replicationField(replica, 'master_link_status')) === 'up', {
       what: 'the replica to sync',
@@ -46,7 +49,8 @@ describe('failover behind one endpoint', () => {
   after(async () => {
     await store?.close();
     await proxy?.close();
-    await Promise.all([primary?.stop(), replica?.stop()]);
+    // SIGKILL: a primary with a replica would wait on SIGTERM for it to catch up.
+    await Promise.all([primary?.kill(), replica?.kill()]);
   });
 
   it('moves to the promoted replica through the same URL, with no restart and no acknowledged write lost', async (t) => {
@@ -145,5 +149,51 @@ describe('failover behind one endpoint', () => {
     const missing = keys.filter((_, i) => replies[i] !== 1);
     assert.deepEqual(missing, [], `${missing.length} of ${keys.length} acknowledged writes missing from the new primary`);
     assert.equal((await store.get('before')).userId, 'u1');
+  });
+});
+
+describe('a server that cannot serve writes', () => {
+  let server;
+  before(async () => {
+    server = await startRedis();
+  });
+  after(() => server?.stop());
+
+  it('MASTERDOWN (a replica cut off from its primary) replaces the connection, and the store serves once the server can', async () => {
+    const { lines, logger } = captureLogger();
+    const store = new RedisStore({
+      url: server.url,
+      allowPlaintext: true,
+      logger,
+      commandTimeoutMs: 1000,
+      reconnectMinDelayMs: 20,
+      reconnectMaxDelayMs: 100,
+    });
+    try {
+      await store.set('md-1', conversation('md-1', 'u1'));
+      // A replica of a primary that does not exist, told not to serve stale data.
+      const nowhere = await freePort();
+      await server.cli('CONFIG', 'SET', 'replica-serve-stale-data', 'no');
+      await server.cli('REPLICAOF', LOOPBACK, String(nowhere));
+      // A read: a write would meet READONLY first.
+      const err = await store.get('md-1').then(
+        () => assert.fail('expected STORE_UNAVAILABLE'),
+        (e) => e,
+      );
+      assert.ok(isRedisError(err), err.stack);
+      assert.equal(err.code, 'STORE_UNAVAILABLE', err.message);
+      assert.match(err.message, /MASTERDOWN|MasterDown/);
+      assert.ok(
+        lines.some(({ line }) => /lost the connection .*(MASTERDOWN|MasterDown).*reconnecting/.test(line)),
+        JSON.stringify(lines),
+      );
+      await server.cli('REPLICAOF', 'NO', 'ONE');
+      await pollUntil(async () => (await store.set('md-3', conversation('md-3', 'u1')).then(() => true, () => false)), {
+        what: 'writes to succeed once the server is a primary again',
+      });
+      assert.equal((await store.get('md-1')).userId, 'u1');
+    } finally {
+      await store.close();
+    }
   });
 });
