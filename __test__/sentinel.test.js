@@ -82,8 +82,14 @@ describe('RedisStore behind Redis Sentinel', () => {
       await store.set('one-down', conversation('one-down', 'u1'));
       assert.equal((await store.get('one-down')).externalId, 'one-down');
       const primary = await set.primary();
-      // The primary the sentinels named got the store's name (CLIENT SETNAME).
+      // The primary the sentinels named got the store's name (CLIENT SETNAME),
+      // and so did the lasting +switch-master subscription on a sentinel.
       assert.match(await primary.cli('CLIENT', 'LIST'), /\bname=behind-sentinels\b.*\bresp=3\b/);
+      const sentinelLists = await Promise.all(set.sentinels.filter((s) => s !== down).map((s) => s.cli('CLIENT', 'LIST')));
+      assert.ok(
+        sentinelLists.some((list) => /\bname=behind-sentinels\b.*\bcmd=subscribe\b/.test(list)),
+        sentinelLists.join('\n'),
+      );
       assert.ok(
         capture.linesAt('info').some((line) => line.includes(`names 127.0.0.1:${primary.port} as the primary of ${set.name}; ROLE confirms it`)),
         capture.lines.map((entry) => entry.line).join('\n'),

@@ -49,6 +49,8 @@ pub struct SentinelServer {
     last_named: Mutex<Option<(String, u16)>>,
     connect_timeout: Duration,
     heartbeat: Duration,
+    /// `connectionName`, also given to the lasting subscription connection.
+    connection_name: String,
     logger: Logger,
 }
 
@@ -88,6 +90,7 @@ impl SentinelServer {
             last_named: Mutex::new(None),
             connect_timeout: config.connect_timeout,
             heartbeat: config.heartbeat,
+            connection_name: config.connection_name.clone(),
             logger,
         })
     }
@@ -199,6 +202,12 @@ impl SentinelServer {
                 .0
                 .get_multiplexed_async_connection_with_config(&config)
                 .await?;
+            // It lasts, so it is named like the primary's (a sentinel that
+            // refuses the name still serves the subscription).
+            if !self.connection_name.is_empty() {
+                let setname = connection::set_client_name(&self.connection_name);
+                let _ = setname.query_async::<()>(&mut sentinel).await;
+            }
             sentinel.subscribe(SWITCH_MASTER).await?;
             Ok::<_, RedisError>(sentinel)
         };
