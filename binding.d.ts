@@ -148,6 +148,8 @@ export interface RedisOptions {
   sentinelName?: string
   /** The sentinels' password, when it differs from the data nodes' ('' = none). */
   sentinelPassword?: string
+  /** The name every connection gets with CLIENT SETNAME ('' = none). */
+  connectionName?: string
 }
 
 /**
@@ -167,6 +169,7 @@ export interface StoreEnv {
   REDIS_CLUSTER?: string
   REDIS_SENTINELS?: string
   REDIS_SENTINEL_NAME?: string
+  REDIS_CONNECTION_NAME?: string
 }
 
 /** One row of the option table, as `storeOptions()` hands it to JS. */

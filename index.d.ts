@@ -77,7 +77,12 @@ export interface ConversationStore<T = StoredConversation> {
 // Options
 // ---------------------------------------------------------------------------
 
-/** Connection state, read synchronously (e.g. by a `/health` route). */
+/**
+ * Connection state, read synchronously (e.g. by a `/health` route).
+ * `reconnecting`: the connection was lost and attempts continue, or a call
+ * got no answer (timeout, I/O error) and a PING is checking the connection
+ * (back to `ready` as soon as it answers).
+ */
 export type StoreStatus = 'connecting' | 'ready' | 'reconnecting' | 'closed';
 
 /** Where `[STORE]` lines go. `console` fits; so do pino and winston loggers. */
@@ -150,6 +155,13 @@ export interface RedisStoreOptions<T = StoredConversation> extends MemoryStoreOp
    * Default `10000`.
    */
   heartbeatIntervalMs?: number | undefined;
+  /**
+   * The name every connection gets with `CLIENT SETNAME` (cluster nodes and
+   * the primary the sentinels name included), as `CLIENT LIST` and a cloud's
+   * connection metrics show it: printable ASCII without spaces; `''` sends
+   * none. Default `'redis-conversation-store'`. Env: `REDIS_CONNECTION_NAME`.
+   */
+  connectionName?: string | undefined;
   /**
    * Treat `url` as a seed node of a Redis Cluster (see the README for the
    * consistency each operation keeps there). Default `false`.
@@ -275,7 +287,11 @@ declare abstract class StoreBase<T> implements ConversationStore<T> {
  */
 export declare class RedisStore<T extends ConversationRecord = StoredConversation> extends StoreBase<T> {
   constructor(options: RedisStoreOptions<T>);
-  /** `connecting` | `ready` | `reconnecting` | `closed`, read synchronously. */
+  /**
+   * `connecting` | `ready` | `reconnecting` | `closed`, read synchronously;
+   * `reconnecting` also while a connection that left a call unanswered is
+   * being checked.
+   */
   get status(): StoreStatus;
   /** The Redis URL with any password replaced by `***`. */
   get redactedUrl(): string;
@@ -300,7 +316,7 @@ export declare class MemoryStore<T extends ConversationRecord = StoredConversati
  * The factory: `REDIS_URL` (or `REDIS_SENTINELS` with `REDIS_SENTINEL_NAME`)
  * set → a `RedisStore` configured from them, `REDIS_TTL`, `REDIS_TIMEOUT`,
  * `REDIS_CONNECT_TIMEOUT`, `REDIS_KEY_PREFIX`, `REDIS_ALLOW_PLAINTEXT`,
- * `REDIS_CLUSTER` (then `options`, which win); neither set → a
+ * `REDIS_CLUSTER`, `REDIS_CONNECTION_NAME` (then `options`, which win); neither set → a
  * `MemoryStore` (with `REDIS_TTL`, then `options`; Redis-only options are then
  * ignored, `url` included). Logs its choice with the `[STORE]` prefix. A
  * malformed variable throws `StoreConfigError` naming it.

@@ -29,6 +29,9 @@ describe('RedisStore on a cluster', () => {
       cluster: true,
       allowPlaintext: true,
       commandTimeoutMs: TIMEOUT_MS,
+      // Also how soon node connections redis-rs opens by itself get their name.
+      heartbeatIntervalMs: 500,
+      connectionName: 'chat-api-cluster',
       logger: null,
     });
   });
@@ -36,6 +39,31 @@ describe('RedisStore on a cluster', () => {
     await store?.close();
     await cluster?.stop();
   });
+
+  /** Per live node: the names of its connections that speak RESP3 (redis-cli speaks RESP2). */
+  async function storeConnectionNames() {
+    const live = cluster.nodes.filter((node) => node.alive);
+    return Promise.all(
+      live.map(async (node) => {
+        const list = await node.cli('CLIENT', 'LIST');
+        const names = list
+          .split('\n')
+          .filter((line) => /\bresp=3\b/.test(line))
+          .map((line) => /\bname=(\S*)/.exec(line)[1]);
+        return { port: node.port, names };
+      }),
+    );
+  }
+
+  /**
+   * Each of the 3 primaries has a connection of the store, and every
+   * connection of the store is named (redis-rs connects to replicas only to
+   * read from them, which the store does not ask for).
+   */
+  function allNamed(perNode) {
+    const connected = perNode.filter(({ names }) => names.length > 0);
+    return connected.length >= 3 && connected.every(({ names }) => names.every((name) => name === 'chat-api-cluster'));
+  }
 
   it('spreads records and indexes over every primary, in the ioredis layout', async () => {
     for (let i = 0; i < 60; i += 1) {
@@ -79,6 +107,13 @@ describe('RedisStore on a cluster', () => {
     await recordNode.cli('DEL', conversationKey('order-7'));
     assert.ok(!(await store.listByUser('order-a')).some((r) => r.externalId === 'order-7'));
     assert.equal(await aIndex.cli('ZSCORE', userIndexKey('order-a'), 'order-7'), '');
+  });
+
+  it('names its connection to every node with CLIENT SETNAME', async () => {
+    await store.ping();
+    const perNode = await storeConnectionNames();
+    assert.equal(perNode.length, 6);
+    assert.ok(allNamed(perNode), JSON.stringify(perNode));
   });
 
   it('sets both TTLs', async () => {
@@ -167,6 +202,11 @@ describe('RedisStore on a cluster', () => {
     for (const id of acknowledged.keys()) assert.ok(listed.has(id), `${id} is listed`);
     assert.deepEqual(bystanderFailures.map((e) => e.message), [], 'keys on other nodes were not disturbed');
     console.log(`# failover: ${failures.length} failed calls, recovered ${recoveryMs} ms after the kill`);
+    // Connections redis-rs opened by itself during the failover are named too.
+    await pollUntil(async () => allNamed(await storeConnectionNames()), {
+      timeoutMs: 5_000,
+      what: 'every connection of the store to be named after the failover',
+    });
   });
 });
 

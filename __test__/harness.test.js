@@ -29,6 +29,7 @@ const {
   isoAtMinute,
   liveSdkObject,
   seededRandom,
+  startProxy,
 } = require('../test-support');
 
 const servers = [];
@@ -355,5 +356,79 @@ describe('shared helpers', () => {
       const n = a.int(7);
       assert.ok(Number.isInteger(n) && n >= 0 && n < 7);
     }
+  });
+});
+
+describe('tcp proxy', () => {
+  const proxies = [];
+  after(() => Promise.all(proxies.map((proxy) => proxy.close())));
+
+  /** A raw connection through the proxy that can send commands one at a time. */
+  function rawClient(port) {
+    const net = require('node:net');
+    const socket = net.connect(port, '127.0.0.1');
+    let received = '';
+    socket.on('data', (chunk) => {
+      received += chunk;
+    });
+    // The proxy's close() resets it: expected, not a test failure.
+    socket.on('error', () => {});
+    return {
+      socket,
+      received: () => received,
+      async send(line) {
+        const before = received.length;
+        socket.write(`${line}\r\n`);
+        await pollUntil(() => received.length > before && received.endsWith('\r\n'), { what: `a reply to ${line}` });
+        return received.slice(before).trim();
+      },
+    };
+  }
+
+  it('pipes to its target, moves only new connections on switchTo, and ends everything on close', async () => {
+    const [a, b] = await Promise.all([startRedis(), startRedis()]);
+    servers.push(a, b);
+    const proxy = await startProxy({ target: a });
+    proxies.push(proxy);
+    assert.match(proxy.url(), /^redis:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(await serverPid({ port: proxy.port }), a.pid);
+    const old = rawClient(proxy.port);
+    assert.match(await old.send('INFO server'), new RegExp(`process_id:${a.pid}\\b`));
+    proxy.switchTo(b);
+    assert.equal(await serverPid({ port: proxy.port }), b.pid, 'a new connection reaches the new target');
+    assert.match(await old.send('INFO server'), new RegExp(`process_id:${a.pid}\\b`), 'an open one stays');
+    assert.equal(proxy.connectionsTo(a), 1);
+    // A server that closes its side closes the client's too.
+    await a.cli('CLIENT', 'KILL', 'TYPE', 'normal');
+    await pollUntil(() => old.socket.destroyed || old.socket.readableEnded, { what: 'the client side to end' });
+    await pollUntil(() => proxy.connectionsTo(a) === 0, { what: 'the pair to be gone' });
+    const open = rawClient(proxy.port);
+    await open.send('PING');
+    await proxy.close();
+    await pollUntil(() => open.socket.destroyed || open.socket.readableEnded, { what: 'close() to end piped connections' });
+    await assert.rejects(sendCommands({ port: proxy.port }, [['PING']]), /ECONNREFUSED/);
+  });
+
+  it('adds delayMs in each direction, keeping the order of the bytes', async () => {
+    const server = await startRedis();
+    servers.push(server);
+    const proxy = await startProxy({ target: server, delayMs: 150 });
+    proxies.push(proxy);
+    const client = rawClient(proxy.port);
+    const started = Date.now();
+    assert.equal(await client.send('PING'), '+PONG');
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed >= 290, `a round trip through 150 ms each way took ${elapsed} ms`);
+    proxy.delayMs = 0;
+    // Many commands in one burst, the delay lowered mid-stream: replies in order.
+    const before = client.received().length;
+    const commands = Array.from({ length: 50 }, (_, i) => `ECHO m${i}`);
+    client.socket.write(commands.map((c) => `${c}\r\n`).join(''));
+    client.socket.write('ECHO last\r\n');
+    await pollUntil(() => client.received().endsWith('last\r\n'), { what: 'the last echo' });
+    const reply = client.received().slice(before);
+    const echoed = [...reply.matchAll(/m\d+|last/g)].map(([word]) => word);
+    assert.deepEqual(echoed, [...commands.map((c) => c.split(' ')[1]), 'last']);
+    client.socket.destroy();
   });
 });

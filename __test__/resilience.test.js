@@ -9,7 +9,7 @@ const { spawn } = require('node:child_process');
 const path = require('node:path');
 
 const { startRedis, generateCa, pollUntil, captureLogger, conversation } = require('../test-support');
-const { RedisStore, isRedisError, StoreConfigError } = require('..');
+const { RedisStore, isRedisError, StoreConfigError, createConversationStore } = require('..');
 
 const TIMEOUT_MS = 400;
 // Scheduling slack on a loaded 2-core CI machine.
@@ -203,6 +203,43 @@ describe('faults on a plain server', () => {
     assert.equal((await store.get('idle-1')).userId, 'u1');
   });
 
+  it('leaves ready as soon as a call times out on a hung server, and is ready again once the probe answers', async (t) => {
+    const { lines, logger } = captureLogger();
+    // The probe waits up to the command timeout (2 s); the call gives up after its own 200 ms.
+    const store = plainStore({ logger, commandTimeoutMs: 2000, heartbeatIntervalMs: 3_600_000 });
+    await store.set('stalled-1', conversation('c', 'u1'));
+    assert.equal(store.status, 'ready');
+    server.pause();
+    let statusAtRejection;
+    let resumedAt;
+    try {
+      const started = Date.now();
+      const err = await store.get('stalled-1', { timeoutMs: 200 }).then(
+        () => assert.fail('expected STORE_TIMEOUT'),
+        (e) => {
+          statusAtRejection = store.status;
+          return e;
+        },
+      );
+      const elapsed = Date.now() - started;
+      assert.equal(err.code, 'STORE_TIMEOUT', err.message);
+      t.diagnostic(`status was '${statusAtRejection}' when the call rejected, ${elapsed} ms after it started`);
+      assert.equal(statusAtRejection, 'reconnecting', 'status leaves ready when the call times out, not after the probe');
+      assert.ok(
+        lines.some(({ level, line }) => level === 'warn' && /no answer from .*checking the connection with PING/.test(line)),
+        JSON.stringify(lines),
+      );
+    } finally {
+      server.resume();
+      resumedAt = Date.now();
+    }
+    await pollUntil(() => store.status === 'ready', { what: 'status ready once the PING is answered' });
+    t.diagnostic(`status ready again ${Date.now() - resumedAt} ms after SIGCONT`);
+    assert.ok(lines.some(({ line }) => /answers again/.test(line)), JSON.stringify(lines));
+    assert.ok(!lines.some(({ line }) => /lost the connection/.test(line)), 'the same connection serves on');
+    assert.equal((await store.get('stalled-1')).userId, 'u1');
+  });
+
   it('times out a slow command with STORE_TIMEOUT, then serves again', async () => {
     const store = plainStore();
     await store.set('slow-1', conversation('c', 'u1'));
@@ -250,6 +287,72 @@ describe('faults on a plain server', () => {
     const attempts = lines.filter(({ line }) => /cannot connect/.test(line)).length;
     assert.ok(attempts >= 3, 'each reconnect attempt is logged with its delay');
     assert.match(lines.find(({ line }) => /cannot connect/.test(line)).line, /next attempt in \d+ ms/);
+  });
+});
+
+describe('connectionName', () => {
+  let server;
+  before(async () => {
+    server = await startRedis();
+  });
+  after(() => server.stop());
+
+  /** The names of the server's connections, but for the redis-cli asking. */
+  async function storeConnectionNames() {
+    const list = await server.cli('CLIENT', 'LIST');
+    return list
+      .split('\n')
+      .filter((line) => !/\bcmd=client\|list\b/.test(line))
+      .map((line) => /\bname=(\S*)/.exec(line)[1]);
+  }
+
+  it('names the connection with CLIENT SETNAME: the default, a given name, none with \'\'', async () => {
+    for (const [options, expected] of [
+      [{}, 'redis-conversation-store'],
+      [{ connectionName: 'chat-api-prod' }, 'chat-api-prod'],
+      [{ connectionName: '' }, ''],
+    ]) {
+      const store = track(new RedisStore({ url: server.url, allowPlaintext: true, logger: null, ...fastOptions, ...options }));
+      await store.ping();
+      assert.deepEqual(await storeConnectionNames(), [expected], JSON.stringify(options));
+      await store.close();
+      await pollUntil(async () => (await storeConnectionNames()).length === 0, { what: 'the connection to close' });
+    }
+    const fromEnv = track(
+      createConversationStore(
+        { REDIS_URL: server.url, REDIS_ALLOW_PLAINTEXT: 'true', REDIS_CONNECTION_NAME: 'from-env' },
+        { logger: null },
+      ),
+    );
+    await fromEnv.ping();
+    assert.deepEqual(await storeConnectionNames(), ['from-env']);
+    await fromEnv.close();
+  });
+
+  it('names the new connection after a reconnection', async () => {
+    const store = track(
+      new RedisStore({ url: server.url, allowPlaintext: true, logger: null, ...fastOptions, connectionName: 'again' }),
+    );
+    await store.ping();
+    await server.cli('CLIENT', 'KILL', 'TYPE', 'normal', 'SKIPME', 'yes');
+    await pollUntil(async () => (await store.ping().catch(() => null)) !== null, { what: 'the store to reconnect' });
+    assert.deepEqual(await storeConnectionNames(), ['again']);
+    await store.close();
+  });
+
+  it('refuses a name Redis would refuse, at construction, saying why', () => {
+    for (const name of ['chat api', 'chat\napi', 'café']) {
+      assert.throws(
+        () => new RedisStore({ url: server.url, allowPlaintext: true, logger: null, connectionName: name }),
+        (err) => err instanceof StoreConfigError && /connectionName/.test(err.message) && /spaces/.test(err.message),
+        JSON.stringify(name),
+      );
+    }
+    assert.throws(
+      () => createConversationStore({ REDIS_URL: server.url, REDIS_ALLOW_PLAINTEXT: 'true', REDIS_CONNECTION_NAME: 'a b' }),
+      StoreConfigError,
+    );
+    assert.throws(() => new RedisStore({ url: server.url, allowPlaintext: true, clientName: 'x' }), /connectionName/);
   });
 });
 

@@ -78,10 +78,18 @@ describe('RedisStore behind Redis Sentinel', () => {
     await down.kill();
     try {
       const capture = captureLogger();
-      const store = open({ logger: capture.logger });
+      const store = open({ logger: capture.logger, connectionName: 'behind-sentinels' });
       await store.set('one-down', conversation('one-down', 'u1'));
       assert.equal((await store.get('one-down')).externalId, 'one-down');
       const primary = await set.primary();
+      // The primary the sentinels named got the store's name (CLIENT SETNAME),
+      // and so did the lasting +switch-master subscription on a sentinel.
+      assert.match(await primary.cli('CLIENT', 'LIST'), /\bname=behind-sentinels\b.*\bresp=3\b/);
+      const sentinelLists = await Promise.all(set.sentinels.filter((s) => s !== down).map((s) => s.cli('CLIENT', 'LIST')));
+      assert.ok(
+        sentinelLists.some((list) => /\bname=behind-sentinels\b.*\bcmd=subscribe\b/.test(list)),
+        sentinelLists.join('\n'),
+      );
       assert.ok(
         capture.linesAt('info').some((line) => line.includes(`names 127.0.0.1:${primary.port} as the primary of ${set.name}; ROLE confirms it`)),
         capture.lines.map((entry) => entry.line).join('\n'),
@@ -108,7 +116,7 @@ describe('RedisStore behind Redis Sentinel', () => {
     }
   });
 
-  it('a write that meets a replica (READONLY) is a STORE_UNAVAILABLE RedisError, which makes the link check the role', async () => {
+  it('a write that meets a replica (READONLY) is a STORE_UNAVAILABLE RedisError, which makes the link replace the connection', async () => {
     const primary = await set.primary();
     const replica = set.servers.find((server) => server !== primary && server.alive);
     const store = new RedisStore({ url: replica.url, allowPlaintext: true, commandTimeoutMs: TIMEOUT_MS, logger: null });

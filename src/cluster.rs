@@ -31,6 +31,7 @@
 //! - `get`: one GET (with `slidingExpiry`, GETEX then EXPIRE of the index).
 
 use std::future::Future;
+use std::time::Duration;
 
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
@@ -49,6 +50,8 @@ use crate::topology::Topology;
 const CLUSTER_RETRIES: u32 = 3;
 const CLUSTER_MIN_RETRY_WAIT_MS: u64 = 50;
 const CLUSTER_MAX_RETRY_WAIT_MS: u64 = 250;
+/// The shortest time between two renamings of the nodes' connections.
+const RENAME_SPACING: Duration = Duration::from_secs(1);
 
 pub struct Cluster {
     link: Link<ClusterNodes>,
@@ -79,8 +82,14 @@ impl Cluster {
         let client = builder
             .build()
             .map_err(|err| StoreError::Config(format!("cluster configuration is not usable: {err}")))?;
+        let nodes = ClusterNodes {
+            client,
+            connection_name: config.connection_name.clone(),
+            heartbeat: config.heartbeat,
+            command_timeout: config.command_timeout,
+        };
         Ok(Cluster {
-            link: Link::start(ClusterNodes { client }, config, logger, scripts::cluster()),
+            link: Link::start(nodes, config, logger, scripts::cluster()),
             keys: config.keys.clone(),
             policy: config.policy.clone(),
         })
@@ -283,24 +292,62 @@ async fn remove_if_score(link: &Link<ClusterNodes>, index: &str, id: &str, score
 /// to the node owning its key.
 pub struct ClusterNodes {
     client: ClusterClient,
+    connection_name: String,
+    heartbeat: Duration,
+    command_timeout: Duration,
 }
 
 impl Transport for ClusterNodes {
     type Connection = ClusterConnection;
     type Watch = ClusterWatch;
 
+    /// redis-rs follows MOVED, refreshes the slots on READONLY (a write that
+    /// reached a demoted primary), waits out LOADING, MASTERDOWN and
+    /// CLUSTERDOWN, and reconnects to each node by itself.
+    const HEALS_ITSELF: bool = true;
+
     async fn connect(&self) -> redis::RedisResult<(ClusterConnection, ClusterWatch)> {
-        Ok((self.client.get_async_connection().await?, ClusterWatch))
+        let connection = self.client.get_async_connection().await?;
+        Ok((
+            connection.clone(),
+            ClusterWatch {
+                connection,
+                connection_name: self.connection_name.clone(),
+                heartbeat: self.heartbeat,
+                command_timeout: self.command_timeout,
+            },
+        ))
     }
 }
 
 /// A cluster connection reconnects to each node and follows failovers by
 /// itself; probing it as a whole would only get in the way, so it reports no
-/// sign of loss.
-pub struct ClusterWatch;
+/// sign of loss. It names the nodes' connections again after a call saw
+/// trouble and at each heartbeat: redis-rs opens a node's new connection
+/// (after a failover, or a node it had not met) without the store's name.
+pub struct ClusterWatch {
+    connection: ClusterConnection,
+    connection_name: String,
+    heartbeat: Duration,
+    command_timeout: Duration,
+}
 
 impl LossWatch for ClusterWatch {
-    fn next_sign(&mut self, _trouble: &Notify) -> impl Future<Output = Sign> + Send {
-        std::future::pending()
+    async fn next_sign(&mut self, trouble: &Notify) -> Sign {
+        loop {
+            tokio::select! {
+                _ = trouble.notified() => {}
+                _ = tokio::time::sleep(self.heartbeat) => {}
+            }
+            if self.connection_name.is_empty() {
+                continue;
+            }
+            // CLIENT SETNAME goes to every node; a node that is down is named
+            // when it is back, at a later heartbeat.
+            let rename = connection::set_client_name(&self.connection_name);
+            let _ = tokio::time::timeout(self.command_timeout, rename.query_async::<()>(&mut self.connection)).await;
+            // While calls keep failing (a failover), rename at most this often.
+            tokio::time::sleep(RENAME_SPACING.min(self.heartbeat)).await;
+        }
     }
 }

@@ -22,6 +22,8 @@ pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 10_000;
 /// The user index outlives its records by this much, as in the ioredis store.
 pub const INDEX_TTL_EXTRA_SECONDS: u64 = 3_600;
 pub const DEFAULT_EXCLUDED_FIELD: &str = "sdkConversationRef";
+/// What `CLIENT LIST` shows for the store's connections, unless told otherwise.
+pub const DEFAULT_CONNECTION_NAME: &str = "redis-conversation-store";
 
 /// TLS material for `rediss://` connections.
 #[napi(object)]
@@ -77,6 +79,8 @@ pub struct RedisOptions {
     pub sentinel_name: Option<String>,
     /// The sentinels' password, when it differs from the data nodes' ('' = none).
     pub sentinel_password: Option<String>,
+    /// The name every connection gets with CLIENT SETNAME ('' = none).
+    pub connection_name: Option<String>,
 }
 
 /// What both stores need to know about records and their lifetime.
@@ -208,6 +212,8 @@ pub struct RedisConfig {
     /// A connection with no other sign of life is PINGed this often, so that
     /// one a load balancer cut while idle is replaced before a call needs it.
     pub heartbeat: Duration,
+    /// Given to every connection with `CLIENT SETNAME`; empty: none is sent.
+    pub connection_name: String,
 }
 
 impl RedisConfig {
@@ -316,6 +322,7 @@ impl RedisConfig {
                 None => TopologyConfig::SingleServer { url, servername },
             },
         };
+        let connection_name = checked_connection_name(options.connection_name)?;
         let key_prefix = options.key_prefix.unwrap_or_default();
         if key_prefix.len() > 256 {
             return Err(config_error("keyPrefix must be at most 256 bytes".to_owned()));
@@ -367,8 +374,24 @@ impl RedisConfig {
                 50,
                 3_600_000,
             )?),
+            connection_name,
         })
     }
+}
+
+/// The `connectionName`, refused here rather than by every `CLIENT SETNAME`:
+/// Redis takes only printable ASCII without spaces (`!` to `~`).
+fn checked_connection_name(name: Option<String>) -> StoreResult<String> {
+    let Some(name) = name else {
+        return Ok(DEFAULT_CONNECTION_NAME.to_owned());
+    };
+    if let Some(refused) = name.chars().find(|c| !('!'..='~').contains(c)) {
+        return Err(config_error(format!(
+            "connectionName {name:?} cannot contain {refused:?}: Redis takes client names of printable ASCII \
+             without spaces or newlines (e.g. 'chat-api-prod'), or '' for none"
+        )));
+    }
+    Ok(name)
 }
 
 fn extra_seeds(count: usize) -> String {
@@ -595,6 +618,8 @@ pub struct StoreEnv {
     pub redis_sentinels: Option<String>,
     #[napi(js_name = "REDIS_SENTINEL_NAME")]
     pub redis_sentinel_name: Option<String>,
+    #[napi(js_name = "REDIS_CONNECTION_NAME")]
+    pub redis_connection_name: Option<String>,
 }
 
 /// Reads the environment into store options, naming the variable in every
@@ -618,6 +643,7 @@ pub fn options_from_env(env: StoreEnv) -> StoreResult<RedisOptions> {
             )?,
             key_prefix: env.redis_key_prefix.clone(),
             allow_plaintext: Some(allow_plaintext),
+            connection_name: present(env.redis_connection_name.clone()),
             ..RedisOptions::default()
         })
     };

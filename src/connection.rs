@@ -7,9 +7,15 @@
 //! happened; every change of state goes through [`Link::feed`]. Operations
 //! borrow a clone of the current connection; when one fails in a way that
 //! says the link may be dead (I/O error, timeout), it tells the supervisor,
-//! which may probe the link with PING and replace it if the probe fails.
+//! which reports the link as not ready, probes it with PING and replaces it
+//! if the probe fails. A reply that says the server cannot serve the store
+//! any more (READONLY, LOADING, MASTERDOWN: a demoted primary would still
+//! answer a PING) replaces the connection at once, through the same address.
 //! While no connection is up and no attempt is under way, operations fail at
 //! once with `STORE_UNAVAILABLE` instead of queueing.
+//!
+//! Every new connection is named with `CLIENT SETNAME` (`connectionName`)
+//! before it serves, so that operators find the store in `CLIENT LIST`.
 //!
 //! What differs per topology (how to open a connection, what says it was
 //! lost) is its [`Transport`], chosen once when the store starts.
@@ -24,7 +30,7 @@ use redis::{ConnectionInfo, IntoConnectionInfo, ProtocolVersion, Script};
 use tokio::sync::{watch, Notify};
 
 use crate::config::{RedisConfig, TlsMaterial};
-use crate::error::{StoreError, StoreResult};
+use crate::error::{self, StoreError, StoreResult};
 use crate::logger::Logger;
 use crate::supervisor::{Event, Notice, Phase, Status, Supervisor};
 
@@ -44,6 +50,12 @@ pub async fn with_call_timeout<F: Future>(timeout: Duration, work: F) -> F::Outp
 pub trait Transport: Send + Sync + 'static {
     type Connection: ConnectionLike + Clone + Send + Sync + 'static;
     type Watch: LossWatch;
+
+    /// The connection follows failovers and replaces broken connections by
+    /// itself (a cluster's, per node): what one call sees says nothing about
+    /// the link as a whole, so a failed call neither marks it stalled nor
+    /// replaces it.
+    const HEALS_ITSELF: bool = false;
 
     fn connect(&self) -> impl Future<Output = redis::RedisResult<(Self::Connection, Self::Watch)>> + Send;
 
@@ -78,6 +90,8 @@ struct Shared<C> {
 struct LinkInner<T: Transport> {
     transport: T,
     redacted_url: String,
+    /// Given to every connection with `CLIENT SETNAME`.
+    connection_name: String,
     command_timeout: Duration,
     connect_timeout: Duration,
     state: watch::Sender<Shared<T::Connection>>,
@@ -113,6 +127,7 @@ impl<T: Transport> Link<T> {
             inner: Arc::new(LinkInner {
                 transport,
                 redacted_url: config.redacted_url.clone(),
+                connection_name: config.connection_name.clone(),
                 command_timeout: config.command_timeout,
                 connect_timeout: config.connect_timeout,
                 state,
@@ -159,7 +174,7 @@ impl<T: Transport> Link<T> {
             Err(_) => (self.inner.command_timeout, "command timeout"),
         };
         let deadline = tokio::time::Instant::now() + timeout;
-        let connection = self.ready_connection(what, deadline, timeout, timeout_name).await?;
+        let (connection, serving) = self.ready_connection(what, deadline, timeout, timeout_name).await?;
         let mut closed = self.inner.state.subscribe();
         let outcome = tokio::select! {
             outcome = tokio::time::timeout_at(deadline, operation(connection)) => outcome,
@@ -168,21 +183,47 @@ impl<T: Transport> Link<T> {
         match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => {
+                let unusable = error::server_cannot_serve(&err);
                 let err = StoreError::from_redis(&err, what);
-                if err.is_connection_failure() {
-                    self.inner.trouble.notify_one();
+                if unusable && !T::HEALS_ITSELF {
+                    self.feed(
+                        Event::Unusable {
+                            connection: serving,
+                            reason: err.to_string(),
+                        },
+                        None,
+                    );
+                } else if err.is_connection_failure() {
+                    self.call_failed(serving, &err);
                 }
                 Err(err)
             }
             Err(_) => {
-                self.inner.trouble.notify_one();
-                Err(StoreError::Timeout(format!(
+                let err = StoreError::Timeout(format!(
                     "{what}: no reply from Redis at {} within {} ms ({timeout_name}, ETIMEDOUT)",
                     self.inner.redacted_url,
                     timeout.as_millis()
-                )))
+                ));
+                self.call_failed(serving, &err);
+                Err(err)
             }
         }
+    }
+
+    /// A call on connection `serving` failed in a way that says the link may
+    /// be dead: it no longer reads as ready, and the watch checks it.
+    fn call_failed(&self, serving: u64, err: &StoreError) {
+        if !T::HEALS_ITSELF {
+            // Before the watch is woken, so that its probe's answer comes after.
+            self.feed(
+                Event::CallFailed {
+                    connection: serving,
+                    reason: err.to_string(),
+                },
+                None,
+            );
+        }
+        self.inner.trouble.notify_one();
     }
 
     /// A round trip to Redis, in milliseconds.
@@ -195,15 +236,16 @@ impl<T: Transport> Link<T> {
         Ok(started.elapsed().as_secs_f64() * 1000.0)
     }
 
-    /// The live connection; waits (until `deadline`) only while an attempt to
-    /// connect is under way, and fails at once while backing off.
+    /// The live connection and its number; waits (until `deadline`) only
+    /// while an attempt to connect is under way, and fails at once while
+    /// backing off.
     async fn ready_connection(
         &self,
         what: &str,
         deadline: tokio::time::Instant,
         timeout: Duration,
         timeout_name: &str,
-    ) -> StoreResult<T::Connection> {
+    ) -> StoreResult<(T::Connection, u64)> {
         let mut state = self.inner.state.subscribe();
         loop {
             {
@@ -212,7 +254,7 @@ impl<T: Transport> Link<T> {
                     return Err(StoreError::Closed);
                 }
                 if let Some(connection) = &current.connection {
-                    return Ok(connection.clone());
+                    return Ok((connection.clone(), current.supervisor.connection()));
                 }
                 if !current.supervisor.attempting() {
                     return Err(self.unavailable(what, current.supervisor.last_error()));
@@ -263,14 +305,20 @@ impl<T: Transport> Link<T> {
         let now = Instant::now();
         let mut notice = None;
         let mut phase = Phase::Closed;
-        self.inner.state.send_modify(|shared| {
+        // Readers are woken only by a change: when many calls fail at once,
+        // all but the first of their events change nothing.
+        self.inner.state.send_if_modified(|shared| {
+            let before = (shared.supervisor.phase(), shared.supervisor.status());
             notice = shared.supervisor.on(event, now);
             phase = shared.supervisor.phase();
+            let mut modified = notice.is_some() || before != (phase, shared.supervisor.status());
             if !phase.serves() {
-                shared.connection = None;
+                modified |= shared.connection.take().is_some();
             } else if connected.is_some() {
                 shared.connection = connected;
+                modified = true;
             }
+            modified
         });
         if let Some(notice) = notice {
             self.announce(&notice);
@@ -327,16 +375,17 @@ impl<T: Transport> Link<T> {
         }
     }
 
-    /// Watches the serving connection until the machine leaves the serving phases.
+    /// Watches the serving connection until the machine leaves the serving
+    /// phases (here, or from a call whose reply made the connection unusable).
     async fn serve(&self, mut connection: T::Connection, mut watch: T::Watch) {
         loop {
             let event = match self.phase() {
-                Phase::Ready => match self.unless_closed(watch.next_sign(&self.inner.trouble)).await {
+                Phase::Ready => match self.while_serving(watch.next_sign(&self.inner.trouble)).await {
                     Some(Sign::Lost(reason)) => Event::Lost(reason),
                     Some(Sign::CheckDue) => Event::CheckDue,
                     None => return,
                 },
-                Phase::Probing => match self.unless_closed(self.probe(&mut connection)).await {
+                Phase::Probing => match self.while_serving(self.probe(&mut connection)).await {
                     Some(Ok(())) => Event::ProbeOk,
                     Some(Err(reason)) => Event::Lost(reason),
                     None => return,
@@ -356,10 +405,27 @@ impl<T: Transport> Link<T> {
         }
     }
 
-    /// A new connection with the scripts loaded, within the connect timeout.
+    /// `work`'s output, or `None` if the machine leaves the serving phases first.
+    async fn while_serving<F: Future>(&self, work: F) -> Option<F::Output> {
+        let mut state = self.inner.state.subscribe();
+        let left = async move {
+            // The guard returned by wait_for is not Send: drop it here, not in a select! arm.
+            let _ = state
+                .wait_for(|shared| !shared.supervisor.phase().serves())
+                .await
+                .is_ok();
+        };
+        tokio::select! {
+            output = work => Some(output),
+            _ = left => None,
+        }
+    }
+
+    /// A new connection, named, with the scripts loaded, within the connect timeout.
     async fn open(&self) -> StoreResult<(T::Connection, T::Watch)> {
         let attempt = async {
             let (mut connection, watch) = self.inner.transport.connect().await?;
+            self.name(&mut connection).await?;
             for script in &self.inner.scripts {
                 script.load_async(&mut connection).await?;
             }
@@ -373,6 +439,28 @@ impl<T: Transport> Link<T> {
                 self.inner.redacted_url,
                 self.inner.connect_timeout.as_millis()
             ))),
+        }
+    }
+
+    /// `CLIENT SETNAME`: a server that refuses it (an ACL without
+    /// `+client|setname`) still gets the store's calls, unnamed, with a warning.
+    async fn name(&self, connection: &mut T::Connection) -> redis::RedisResult<()> {
+        if self.inner.connection_name.is_empty() {
+            return Ok(());
+        }
+        let setname = set_client_name(&self.inner.connection_name);
+        match setname.query_async::<()>(connection).await {
+            // A cluster's SETNAME goes to every node: one that is down must
+            // not keep the others from serving. Its watch renames later.
+            Err(_) if T::HEALS_ITSELF => Ok(()),
+            Err(err) if matches!(err.kind(), redis::ErrorKind::Server(_) | redis::ErrorKind::Extension) => {
+                self.inner.logger.warn(format!(
+                    "{} refused CLIENT SETNAME {} ({err}); the connection serves unnamed",
+                    self.inner.redacted_url, self.inner.connection_name
+                ));
+                Ok(())
+            }
+            named => named,
         }
     }
 
@@ -398,6 +486,13 @@ async fn until_closed<C>(state: &mut watch::Receiver<Shared<C>>) {
         .wait_for(|shared| shared.supervisor.phase() == Phase::Closed)
         .await
         .is_ok();
+}
+
+/// The command that names a connection `name` (`connectionName`).
+pub fn set_client_name(name: &str) -> redis::Cmd {
+    let mut command = redis::cmd("CLIENT");
+    command.arg("SETNAME").arg(name);
+    command
 }
 
 /// A number in [0, 1) for backoff jitter; std's hasher keys are random per call.

@@ -211,12 +211,28 @@ impl StoreError {
 
 /// A READONLY reply, alone or inside an aborted transaction.
 fn is_read_only(err: &redis::RedisError) -> bool {
-    let read_only = Some(redis::ServerErrorKind::ReadOnly);
-    err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly)
+    has_server_error(err, &[redis::ServerErrorKind::ReadOnly])
+}
+
+/// A reply that says the server behind the connection cannot serve the
+/// store, however long the call waits: demoted to a replica (READONLY),
+/// loading its data set (LOADING), or a replica cut off from its primary
+/// (MASTERDOWN). Each would pass a PING, so the link replaces the connection
+/// instead of probing it: through the same address, that reaches the new
+/// primary once a managed endpoint (or the sentinels) points at it.
+pub fn server_cannot_serve(err: &redis::RedisError) -> bool {
+    use redis::ServerErrorKind as K;
+    has_server_error(err, &[K::ReadOnly, K::BusyLoading, K::MasterDown])
+}
+
+/// A reply error of one of `kinds`, alone or inside an aborted transaction.
+fn has_server_error(err: &redis::RedisError, kinds: &[redis::ServerErrorKind]) -> bool {
+    let listed = |kind: Option<redis::ServerErrorKind>| kind.is_some_and(|kind| kinds.contains(&kind));
+    matches!(err.kind(), redis::ErrorKind::Server(kind) if kinds.contains(&kind))
         || err
             .clone()
             .into_server_errors()
-            .is_some_and(|errors| errors.iter().any(|(_, error)| error.kind() == read_only))
+            .is_some_and(|errors| errors.iter().any(|(_, error)| listed(error.kind())))
 }
 
 /// The `code` of a JS error made in Rust: a store code (`STORE_*`), or, for a
@@ -349,6 +365,35 @@ mod tests {
         let err = StoreError::from_redis(&redis::RedisError::from(io), "GET conv:a");
         assert_eq!(err.code(), "STORE_UNAVAILABLE");
         assert!(err.to_string().contains("ECONNREFUSED"), "{err}");
+    }
+
+    /// The error redis-rs makes of the reply `line` (`-CODE text`).
+    fn reply_error(line: &str) -> redis::RedisError {
+        match redis::parse_redis_value(format!("{line}\r\n").as_bytes()).and_then(redis::Value::extract_error) {
+            Err(err) => err,
+            Ok(value) => panic!("{line:?} parsed as {value:?}, not an error"),
+        }
+    }
+
+    #[test]
+    fn replies_that_call_for_a_new_connection_are_unavailable() {
+        for line in [
+            "-READONLY You can't write against a read only replica.",
+            "-LOADING Redis is loading the dataset in memory",
+            "-MASTERDOWN Link with MASTER is down and replica-serve-stale-data is set to 'no'.",
+        ] {
+            let reply = reply_error(line);
+            assert!(server_cannot_serve(&reply), "{line}");
+            let err = StoreError::from_redis(&reply, "SET conv:a");
+            assert_eq!(err.code(), "STORE_UNAVAILABLE", "{line}");
+        }
+        for line in [
+            "-ERR unknown command",
+            "-NOSCRIPT No matching script",
+            "-WRONGTYPE Operation against a key",
+        ] {
+            assert!(!server_cannot_serve(&reply_error(line)), "{line}");
+        }
     }
 
     #[test]

@@ -13,9 +13,9 @@ use napi::{JsValue, ValueType};
 use napi_derive::napi;
 
 use crate::config::{
-    DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_EXCLUDED_FIELD, DEFAULT_HEARTBEAT_INTERVAL_MS,
-    DEFAULT_LIST_LIMIT, DEFAULT_MAX_RECORD_BYTES, DEFAULT_RECONNECT_MAX_DELAY_MS, DEFAULT_RECONNECT_MIN_DELAY_MS,
-    DEFAULT_TTL_SECONDS,
+    DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_CONNECTION_NAME, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_EXCLUDED_FIELD,
+    DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_LIST_LIMIT, DEFAULT_MAX_RECORD_BYTES, DEFAULT_RECONNECT_MAX_DELAY_MS,
+    DEFAULT_RECONNECT_MIN_DELAY_MS, DEFAULT_TTL_SECONDS,
 };
 use crate::error::{StoreError, StoreResult};
 
@@ -55,6 +55,8 @@ pub enum Documented {
     Code(&'static str),
     /// A list of strings, written as a JavaScript array.
     Strings(&'static [&'static str]),
+    /// A string, written as a JavaScript string literal.
+    Named(&'static str),
     /// Words: "none", "required", "the URL's host".
     Words(&'static str),
 }
@@ -69,6 +71,7 @@ impl Documented {
                 let quoted: Vec<String> = items.iter().map(|item| format!("'{item}'")).collect();
                 format!("`[{}]`", quoted.join(", "))
             }
+            Documented::Named(text) => format!("`'{text}'`"),
             Documented::Words(words) => words.to_owned(),
         }
     }
@@ -191,6 +194,10 @@ pub const STORE_OPTIONS: &[OptionSpec] = &[
         REDIS,
         Documented::Number(DEFAULT_HEARTBEAT_INTERVAL_MS),
     ),
+    from_env(
+        option("connectionName", REDIS, Documented::Named(DEFAULT_CONNECTION_NAME)),
+        "REDIS_CONNECTION_NAME",
+    ),
     in_js(option("schema", BOTH, Documented::Words("none"))),
     in_js(option("logger", BOTH, Documented::Code("console"))),
 ];
@@ -217,6 +224,7 @@ const ALIASES: &[(&str, Hint)] = &[
     ("nodes", Hint::Option("clusterNodes")),
     ("rootNodes", Hint::Option("clusterNodes")),
     ("name", Hint::Option("sentinelName")),
+    ("clientName", Hint::Option("connectionName")),
     (
         "username",
         Hint::Advice("credentials go in the url: rediss://user:password@host:6380"),

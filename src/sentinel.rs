@@ -3,9 +3,10 @@
 //! know the master) for the current primary, connects to it, and checks with
 //! `ROLE` that it really is the primary before it serves. Once it serves, the
 //! watch ends it (so the link asks the sentinels again) when the connection is
-//! lost, when `ROLE` says the server was demoted (checked when a call saw
-//! trouble, such as a `READONLY` reply, and at each heartbeat), or when the
-//! sentinel that named the primary announces `+switch-master`. While the link
+//! lost, when `ROLE` says the server was demoted (checked when a call timed
+//! out or hit an I/O error, and at each heartbeat), or when the sentinel that
+//! named the primary announces `+switch-master`. A `READONLY`, `LOADING` or
+//! `MASTERDOWN` reply ends it at once, in the link (`connection.rs`). While the link
 //! backs off after a failed attempt, a `+switch-master` (or a sentinel that
 //! already names another primary) ends the backoff, so a long reconnection
 //! delay never holds the store on a dead primary.
@@ -48,6 +49,8 @@ pub struct SentinelServer {
     last_named: Mutex<Option<(String, u16)>>,
     connect_timeout: Duration,
     heartbeat: Duration,
+    /// `connectionName`, also given to the lasting subscription connection.
+    connection_name: String,
     logger: Logger,
 }
 
@@ -87,6 +90,7 @@ impl SentinelServer {
             last_named: Mutex::new(None),
             connect_timeout: config.connect_timeout,
             heartbeat: config.heartbeat,
+            connection_name: config.connection_name.clone(),
             logger,
         })
     }
@@ -198,6 +202,12 @@ impl SentinelServer {
                 .0
                 .get_multiplexed_async_connection_with_config(&config)
                 .await?;
+            // It lasts, so it is named like the primary's (a sentinel that
+            // refuses the name still serves the subscription).
+            if !self.connection_name.is_empty() {
+                let setname = connection::set_client_name(&self.connection_name);
+                let _ = setname.query_async::<()>(&mut sentinel).await;
+            }
             sentinel.subscribe(SWITCH_MASTER).await?;
             Ok::<_, RedisError>(sentinel)
         };
@@ -344,8 +354,8 @@ impl LossWatch for SentinelWatch {
                     // The sentinel went away: the other signs still hold.
                     _ => self.switches = None,
                 },
-                // A call saw trouble (a READONLY reply among them), or the
-                // link was quiet for a heartbeat: is this still the primary?
+                // A call timed out or hit an I/O error, or the link was
+                // quiet for a heartbeat: is this still the primary?
                 _ = trouble.notified() => return self.check_role().await,
                 _ = tokio::time::sleep(self.heartbeat) => return self.check_role().await,
             }

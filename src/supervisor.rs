@@ -6,11 +6,19 @@
 //! ```text
 //!   Connecting --Connected--> Ready --CheckDue--> Probing --ProbeOk--> Ready
 //!       |  ^                    |                    |
-//!       |  +--------Lost--------+--------Lost--------+
+//!       |  +--Lost, Unusable----+--Lost, Unusable----+
 //!  ConnectFailed
 //!       v
 //!   BackingOff --BackoffElapsed--> Connecting          any --Close--> Closed
 //! ```
+//!
+//! While the connection serves (Ready, Probing), a call that timed out or hit
+//! an I/O error marks it *stalled* (`CallFailed`): `status` then reads
+//! `reconnecting` until a probe answers (`ProbeOk`) or the connection is
+//! replaced, so `/health` does not say "connected" for another command
+//! timeout while Redis is hung. `CallFailed` and `Unusable` name the
+//! connection the call used, so a late failure from a connection that was
+//! already replaced changes nothing.
 
 use std::time::{Duration, Instant};
 
@@ -51,7 +59,8 @@ pub enum Status {
     /// Before the first connection is up.
     Connecting,
     Ready,
-    /// The connection was lost; attempts continue with backoff.
+    /// The connection was lost (attempts continue with backoff), or a call
+    /// got no answer and a PING is checking the connection.
     Reconnecting,
     Closed,
 }
@@ -81,6 +90,20 @@ pub enum Event {
     /// heartbeat: time to check that the connection still works.
     CheckDue,
     ProbeOk,
+    /// A call on connection `connection` timed out or hit an I/O error:
+    /// until a probe answers, the connection is not reported ready.
+    CallFailed {
+        connection: u64,
+        reason: String,
+    },
+    /// A reply on connection `connection` said the server behind it cannot
+    /// serve the store (READONLY: demoted to a replica; LOADING; MASTERDOWN).
+    /// It would pass a PING, so it is replaced at once, through the same
+    /// address: behind a managed endpoint that now leads to the new primary.
+    Unusable {
+        connection: u64,
+        reason: String,
+    },
     /// The connection closed, or failed its probe; says why.
     Lost(String),
     BackoffElapsed,
@@ -105,6 +128,12 @@ pub enum Notice {
     Lost {
         reason: String,
     },
+    /// A call got no answer: the connection is being checked.
+    Stalled {
+        reason: String,
+    },
+    /// The stalled connection answered its probe: ready again.
+    Answered,
     Closed,
 }
 
@@ -150,6 +179,11 @@ impl Notice {
                 Level::Warn,
                 format!("lost the connection to {url}: {reason}; reconnecting"),
             )),
+            Notice::Stalled { reason } => Some((
+                Level::Warn,
+                format!("no answer from {url} ({reason}); checking the connection with PING (status reconnecting)"),
+            )),
+            Notice::Answered => Some((Level::Info, format!("{url} answers again; the connection serves on"))),
             Notice::Closed => Some((Level::Info, format!("closed the connection to {url}"))),
         }
     }
@@ -167,6 +201,11 @@ pub struct Supervisor {
     ever_connected: bool,
     /// Why the link is down, given to calls that fail fast.
     last_error: Option<StoreError>,
+    /// Which connection serves: counts the connections made, so that a call
+    /// can say which one failed it.
+    connection: u64,
+    /// A call failed on the serving connection since it last answered.
+    stalled: bool,
 }
 
 impl Supervisor {
@@ -179,6 +218,8 @@ impl Supervisor {
             down_since: None,
             ever_connected: false,
             last_error: None,
+            connection: 0,
+            stalled: false,
         }
     }
 
@@ -186,8 +227,14 @@ impl Supervisor {
         self.phase
     }
 
+    /// The serving connection's number (see [`Event::CallFailed`]).
+    pub fn connection(&self) -> u64 {
+        self.connection
+    }
+
     pub fn status(&self) -> Status {
         match self.phase {
+            Phase::Ready | Phase::Probing if self.stalled => Status::Reconnecting,
             Phase::Ready | Phase::Probing => Status::Ready,
             Phase::Closed => Status::Closed,
             Phase::Connecting | Phase::BackingOff { .. } if self.ever_connected => Status::Reconnecting,
@@ -223,6 +270,8 @@ impl Supervisor {
                 self.failed_attempts = 0;
                 self.ever_connected = true;
                 self.last_error = None;
+                self.connection += 1;
+                self.stalled = false;
                 Some(notice)
             }
             (Phase::Connecting, Event::ConnectFailed { error, jitter }) => {
@@ -243,17 +292,32 @@ impl Supervisor {
             }
             (Phase::Probing, Event::ProbeOk) => {
                 self.phase = Phase::Ready;
-                None
+                std::mem::take(&mut self.stalled).then_some(Notice::Answered)
             }
-            (Phase::Ready | Phase::Probing, Event::Lost(reason)) => {
-                // The first attempt after a loss goes at once: a restart is often quick.
-                self.phase = Phase::Connecting;
-                self.down_since = Some(now);
-                self.last_error = Some(StoreError::Unavailable(reason.clone()));
-                Some(Notice::Lost { reason })
+            (Phase::Ready | Phase::Probing, Event::CallFailed { connection, reason })
+                if connection == self.connection && !self.stalled =>
+            {
+                self.stalled = true;
+                Some(Notice::Stalled { reason })
             }
+            (Phase::Ready | Phase::Probing, Event::Unusable { connection, reason })
+                if connection == self.connection =>
+            {
+                Some(self.lose(reason, now))
+            }
+            (Phase::Ready | Phase::Probing, Event::Lost(reason)) => Some(self.lose(reason, now)),
             _ => None,
         }
+    }
+
+    /// The serving connection is gone. The first attempt after a loss goes
+    /// at once: a restart (or an endpoint's switch) is often quick.
+    fn lose(&mut self, reason: String, now: Instant) -> Notice {
+        self.phase = Phase::Connecting;
+        self.down_since = Some(now);
+        self.stalled = false;
+        self.last_error = Some(StoreError::Unavailable(reason.clone()));
+        Notice::Lost { reason }
     }
 }
 
@@ -279,6 +343,27 @@ mod tests {
             error: refused(),
             jitter,
         }
+    }
+
+    fn call_failed(connection: u64) -> Event {
+        Event::CallFailed {
+            connection,
+            reason: "GET conv:a: no reply within 400 ms".to_owned(),
+        }
+    }
+
+    fn unusable(connection: u64) -> Event {
+        Event::Unusable {
+            connection,
+            reason: "SET conv:a: READONLY You can't write against a read only replica.".to_owned(),
+        }
+    }
+
+    /// A supervisor serving its first connection.
+    fn ready(now: Instant) -> Supervisor {
+        let mut supervisor = Supervisor::new(backoff());
+        supervisor.on(Event::Connected, now);
+        supervisor
     }
 
     /// A supervisor that connected, then lost its connection at `lost_at`.
@@ -526,6 +611,8 @@ mod tests {
                 Event::ProbeOk,
                 Event::Lost("late".to_owned()),
                 Event::BackoffElapsed,
+                call_failed(1),
+                unusable(1),
             ] {
                 assert_eq!(supervisor.on(late.clone(), now), None, "{late:?} after close");
                 assert_eq!(supervisor.phase(), Phase::Closed, "{late:?} after close");
@@ -546,6 +633,8 @@ mod tests {
             Event::ProbeOk,
             Event::BackoffElapsed,
             Event::Lost("x".to_owned()),
+            call_failed(0),
+            unusable(0),
         ] {
             assert_eq!(connecting.on(event.clone(), now), None, "{event:?}");
             assert_eq!(connecting.phase(), Phase::Connecting, "{event:?}");
@@ -565,5 +654,109 @@ mod tests {
             .map(Status::as_str)
             .collect();
         assert_eq!(names, ["connecting", "ready", "reconnecting", "closed"]);
+    }
+
+    #[test]
+    fn a_failed_call_makes_status_reconnecting_until_the_probe_answers() {
+        let now = Instant::now();
+        let mut supervisor = ready(now);
+        assert_eq!(supervisor.connection(), 1);
+        let notice = supervisor.on(call_failed(1), now);
+        assert_eq!(
+            notice.and_then(|notice| notice.log_line(URL)),
+            Some((
+                Level::Warn,
+                format!(
+                    "no answer from {URL} (GET conv:a: no reply within 400 ms); checking the connection with PING \
+                     (status reconnecting)"
+                )
+            ))
+        );
+        assert_eq!(
+            supervisor.status(),
+            Status::Reconnecting,
+            "not ready once a call got no answer"
+        );
+        assert_eq!(supervisor.phase(), Phase::Ready, "the connection still serves calls");
+        assert!(!supervisor.attempting());
+        assert_eq!(supervisor.on(call_failed(1), now), None, "said once per stall");
+        supervisor.on(Event::CheckDue, now);
+        assert_eq!(
+            supervisor.status(),
+            Status::Reconnecting,
+            "still not ready while the PING is out"
+        );
+        let notice = supervisor.on(Event::ProbeOk, now);
+        assert_eq!(
+            notice.and_then(|notice| notice.log_line(URL)),
+            Some((Level::Info, format!("{URL} answers again; the connection serves on")))
+        );
+        assert_eq!(supervisor.status(), Status::Ready);
+        supervisor.on(Event::CheckDue, now);
+        assert_eq!(
+            supervisor.on(Event::ProbeOk, now),
+            None,
+            "a heartbeat probe says nothing"
+        );
+    }
+
+    #[test]
+    fn a_call_that_fails_during_a_probe_stalls_too() {
+        let now = Instant::now();
+        let mut supervisor = ready(now);
+        supervisor.on(Event::CheckDue, now);
+        assert_eq!(
+            supervisor.status(),
+            Status::Ready,
+            "a heartbeat probe alone keeps ready"
+        );
+        supervisor.on(call_failed(1), now);
+        assert_eq!(supervisor.status(), Status::Reconnecting);
+        supervisor.on(Event::Lost("no answer to PING".to_owned()), now);
+        assert_eq!(supervisor.status(), Status::Reconnecting);
+        supervisor.on(Event::Connected, now);
+        assert_eq!(supervisor.connection(), 2);
+        assert_eq!(supervisor.status(), Status::Ready, "a new connection starts unstalled");
+    }
+
+    #[test]
+    fn a_failure_on_a_connection_already_replaced_changes_nothing() {
+        let now = Instant::now();
+        let mut supervisor = ready(now);
+        supervisor.on(Event::Lost("reset".to_owned()), now);
+        supervisor.on(Event::Connected, now);
+        for late in [call_failed(1), unusable(1)] {
+            assert_eq!(supervisor.on(late.clone(), now), None, "{late:?}");
+            assert_eq!(supervisor.phase(), Phase::Ready, "{late:?}");
+            assert_eq!(supervisor.status(), Status::Ready, "{late:?}");
+        }
+    }
+
+    #[test]
+    fn an_unusable_server_is_replaced_at_once_without_a_probe() {
+        let now = Instant::now();
+        for probing in [false, true] {
+            let mut supervisor = ready(now);
+            if probing {
+                supervisor.on(Event::CheckDue, now);
+            }
+            let notice = supervisor.on(unusable(1), now);
+            assert_eq!(
+                notice.and_then(|notice| notice.log_line(URL)),
+                Some((
+                    Level::Warn,
+                    format!(
+                        "lost the connection to {URL}: SET conv:a: READONLY You can't write against a read only \
+                         replica.; reconnecting"
+                    )
+                ))
+            );
+            assert_eq!(supervisor.phase(), Phase::Connecting, "reconnects at once");
+            assert!(supervisor.attempting());
+            assert_eq!(supervisor.status(), Status::Reconnecting);
+            assert_eq!(supervisor.on(unusable(1), now), None, "one replacement per connection");
+            supervisor.on(Event::Connected, now);
+            assert_eq!(supervisor.status(), Status::Ready);
+        }
     }
 }

@@ -15,9 +15,7 @@ const redisCluster = require('./redis-cluster');
 const redisSentinel = require('./redis-sentinel');
 const ioredisStore = require('./ioredis-store');
 const nodeRedisStore = require('./node-redis-store');
-// Later: tcp-proxy.js (a loopback TCP proxy that can stall or cut
-// connections) joins here, built on the same ports, poll, resp and
-// redis-server pieces.
+const tcpProxy = require('./tcp-proxy');
 
 module.exports = {
   // Servers
@@ -31,6 +29,9 @@ module.exports = {
   parseInfo: redisCluster.parseInfo,
   startSentinels: redisSentinel.startSentinels,
   RedisSentinelSet: redisSentinel.RedisSentinelSet,
+  // An endpoint in front of servers
+  startProxy: tcpProxy.startProxy,
+  TcpProxy: tcpProxy.TcpProxy,
   // Ports and the wire
   LOOPBACK: ports.LOOPBACK,
   FORBIDDEN_PORT: ports.FORBIDDEN_PORT,

@@ -86,9 +86,13 @@ const a: ConversationStore = new RedisStore({
   reconnectMinDelayMs: 100,
   reconnectMaxDelayMs: 5_000,
   heartbeatIntervalMs: 10_000,
+  connectionName: 'chat-api-prod',
   schema: StoredConversationSchema,
   logger,
 });
+
+// @ts-expect-error a connection name is a string
+new RedisStore({ url: 'rediss://cache.example:6380', connectionName: true });
 
 // The same class on a Redis Cluster: only the options change.
 const onCluster: ConversationStore = new RedisStore({
