@@ -39,6 +39,7 @@ use tokio::sync::Notify;
 use crate::config::{RecordPolicy, RedisConfig};
 use crate::connection::{self, Link, LossWatch, Sign, Transport};
 use crate::error::{StoreError, StoreResult};
+use crate::events::EventSink;
 use crate::keys::KeyLayout;
 use crate::listing::Stale;
 use crate::logger::Logger;
@@ -58,7 +59,7 @@ pub struct Cluster {
 
 impl Cluster {
     /// Builds the cluster client from the seed node URLs (no I/O) and starts its link.
-    pub fn start(seeds: &[String], config: &RedisConfig, logger: Logger) -> StoreResult<Self> {
+    pub fn start(seeds: &[String], config: &RedisConfig, logger: Logger, events: EventSink) -> StoreResult<Self> {
         let nodes = seeds
             .iter()
             .map(|url| connection::resp3_connection_info(url, config))
@@ -80,7 +81,7 @@ impl Cluster {
             .build()
             .map_err(|err| StoreError::Config(format!("cluster configuration is not usable: {err}")))?;
         Ok(Cluster {
-            link: Link::start(ClusterNodes { client }, config, logger, scripts::cluster()),
+            link: Link::start(ClusterNodes { client }, config, logger, events, scripts::cluster()),
             keys: config.keys.clone(),
             policy: config.policy.clone(),
         })
