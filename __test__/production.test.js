@@ -168,6 +168,29 @@ describe('events and ready()', () => {
     assert.equal(events.at(-1).kind, 'end', 'nothing after end');
   });
 
+  it("'error' carries the failure's code: STORE_AUTH for a wrong password, and ready() rejects with it", async () => {
+    const guarded = await startRedis({ password: 'right-pw' });
+    try {
+      const store = track(new RedisStore({ url: `redis://:wrong-pw@127.0.0.1:${guarded.port}`, ...fastOptions }));
+      const events = recordEvents(store);
+      const err = await store.ready().then(
+        () => assert.fail('ready() resolved with a wrong password'),
+        (e) => e,
+      );
+      assert.equal(err.code, 'STORE_AUTH', err.message);
+      assert.ok(!err.message.includes('wrong-pw'), 'the password is never shown');
+      const errors = events.filter((e) => e.kind === 'error');
+      assert.ok(errors.length >= 1);
+      for (const { error } of errors) assert.equal(error.code, 'STORE_AUTH', error.message);
+      assert.equal(events[0].kind, 'error');
+      assert.equal(events[1].kind, 'reconnecting');
+      assert.equal(events[1].attempt, 2, 'the first connection was attempt 1');
+      store.destroy();
+    } finally {
+      await guarded.stop();
+    }
+  });
+
   it("an 'error' with no listener neither throws nor crashes the process", async () => {
     const port = await freePort();
     const script = `
