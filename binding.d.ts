@@ -42,9 +42,13 @@ export declare class NativeMemoryStore {
  * [`Completer`]; arguments are checked on tokio, so a bad one rejects.
  */
 export declare class NativeRedisStore {
-  constructor(options: RedisOptions, log?: LogCallback | undefined | null)
+  constructor(options: RedisOptions, log?: LogCallback | undefined | null, onEvent?: ((event: LinkEvent) => void) | undefined | null)
   get status(): string
   get excludedFields(): Array<string>
+  /** How long `ready()` waits before it rejects. */
+  get connectTimeoutMs(): number
+  /** Synchronous and cheap: a read of the link's state. */
+  linkStats(): ConnectionStats
   get redactedUrl(): string
   get(id: string, limits: NativeCallLimits | undefined | null): Promise<string | null>
   /**
@@ -98,12 +102,36 @@ export interface CommonOptions {
   slidingExpiry?: boolean
 }
 
+/** The connection's part of `store.stats()`. */
+export interface ConnectionStats {
+  /** Times a connection came back after the first one. */
+  reconnections: number
+  /** Milliseconds since the store was last ready: 0 while it is, absent if it never was. */
+  msSinceReady?: number
+}
+
 /** One `StoreError` of every variant, as the JS boundary test sees them. */
 export interface ErrorSample {
   code: string
   /** The JS class `index.js` must build for `code`. */
   className: string
   message: string
+}
+
+/** One event as JS receives it; `index.js` turns `code`/`message` into a `RedisError`. */
+export interface LinkEvent {
+  /** `ready`, `error` or `reconnecting`. */
+  kind: string
+  /**
+   * `reconnecting`: the number of the attempt about to be made (1 for
+   * the first attempt after a loss; the first connection was attempt 1).
+   */
+  attempt?: number
+  /** `reconnecting`: how long until that attempt, in milliseconds. */
+  delayMs?: number
+  /** `error` and `reconnecting`: the failure's `StoreError` code and message. */
+  code?: string
+  message?: string
 }
 
 /** Paging and shaping of `listByUser`. */
@@ -170,6 +198,7 @@ export interface StoreEnv {
   REDIS_SENTINELS?: string
   REDIS_SENTINEL_NAME?: string
   REDIS_CONNECTION_NAME?: string
+  REDIS_REQUIRED?: string
 }
 
 /** One row of the option table, as `storeOptions()` hands it to JS. */

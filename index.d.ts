@@ -16,6 +16,8 @@
 
 /// <reference types="node" />
 
+import { EventEmitter } from 'node:events';
+
 // ---------------------------------------------------------------------------
 // Records
 // ---------------------------------------------------------------------------
@@ -236,7 +238,92 @@ export interface ListOptions<T = StoredConversation> extends CallOptions {
 // Stores
 // ---------------------------------------------------------------------------
 
-declare abstract class StoreBase<T> implements ConversationStore<T> {
+/** The public operations, as `stats()` and the trace context name them. */
+export type StoreOperation = 'get' | 'set' | 'update' | 'delete' | 'listByUser' | 'ping';
+
+/** What `store.stats()` returns: counters for a `/metrics` or `/health` route. */
+export interface StoreStats {
+  /** Calls started and failed (rejected), per operation (`update` counts once, not per read and write). */
+  operations: Record<StoreOperation, { started: number; failed: number }>;
+  /** Failed calls per error `code` (else the error's `name`, e.g. `AbortError`). */
+  failuresByCode: Record<string, number>;
+  /** Calls started and not yet settled. */
+  inFlight: number;
+  /** Times the connection came back after being lost (the first connection is not counted). */
+  reconnections: number;
+  /** Milliseconds since the store was last ready: `0` while it is, `null` if it never was. */
+  msSinceReady: number | null;
+}
+
+/** The payload of `'reconnecting'`. */
+export interface ReconnectingEvent {
+  /** The attempt about to be made: 1 for the first attempt after a loss (the first connection was attempt 1). */
+  attempt: number;
+  /** Milliseconds until that attempt. */
+  delayMs: number;
+  /** The failure that led to it. */
+  error: RedisError;
+}
+
+/** The events a store emits, with their arguments. */
+export interface StoreEvents {
+  /**
+   * A connection became usable: the first and every reconnection, and a
+   * connection that stopped answering once it answers again (`RedisStore` only).
+   */
+  ready: [];
+  /** Before each retry (`RedisStore` only). */
+  reconnecting: [event: ReconnectingEvent];
+  /**
+   * A connection-level failure: lost, refused, TLS, auth (`RedisStore` only).
+   * With no listener it is not thrown: it never crashes the process.
+   */
+  error: [error: RedisError];
+  /** Once, after `close()` or `destroy()`; nothing is emitted after it. */
+  end: [];
+}
+
+/**
+ * The context published on the `diagnostics_channel` TracingChannel
+ * `redis-conversation-store:operation` for every operation (`tracePromise`:
+ * `start`, `end`, `asyncStart`, `asyncEnd`, `error`). `result` or `error`
+ * are added when the call settles.
+ */
+export interface OperationTraceContext {
+  operation: StoreOperation;
+  /** `get`, `set`, `update`, `delete`. */
+  id?: unknown;
+  /** `listByUser`. */
+  userId?: unknown;
+  /** The store's URL with any password replaced by `***` (`undefined` for a `MemoryStore`). */
+  redactedUrl: string | undefined;
+  result?: unknown;
+  error?: unknown;
+}
+
+declare abstract class StoreBase<T> extends EventEmitter implements ConversationStore<T> {
+  on<K extends keyof StoreEvents>(event: K, listener: (...args: StoreEvents[K]) => void): this;
+  once<K extends keyof StoreEvents>(event: K, listener: (...args: StoreEvents[K]) => void): this;
+  off<K extends keyof StoreEvents>(event: K, listener: (...args: StoreEvents[K]) => void): this;
+  addListener<K extends keyof StoreEvents>(event: K, listener: (...args: StoreEvents[K]) => void): this;
+  removeListener<K extends keyof StoreEvents>(event: K, listener: (...args: StoreEvents[K]) => void): this;
+  emit<K extends keyof StoreEvents>(event: K, ...args: StoreEvents[K]): boolean;
+  /**
+   * Resolves once the store is ready (at once if it is). A `RedisStore`
+   * rejects with a `RedisError` if it is not ready within `connectTimeoutMs`
+   * (it keeps trying), and with `STORE_CLOSED` once closing.
+   */
+  ready(): Promise<void>;
+  /** Counters, read synchronously and cheaply. */
+  stats(): StoreStats;
+  /**
+   * Graceful: new calls reject with `STORE_CLOSED` at once; resolves once the
+   * calls in flight have settled (each within its own timeout) and the
+   * connection is closed; then `'end'` is emitted. Idempotent.
+   */
+  close(): Promise<void>;
+  /** Immediate: calls in flight reject with `STORE_CLOSED` at once; `'end'` follows. */
+  destroy(): void;
   /**
    * The record, or `undefined` when it is missing or expired. Rejects with
    * `StoreDataError` when the stored record is not JSON or the schema rejects it.
@@ -274,8 +361,6 @@ declare abstract class StoreBase<T> implements ConversationStore<T> {
   listByUser(userId: string, options?: ListOptions<T>): Promise<Array<T | Partial<T>>>;
   /** Measures one round trip, in milliseconds. */
   ping(options?: CallOptions): Promise<number>;
-  /** Ends the store; later operations reject with `RedisError` `STORE_CLOSED`. */
-  close(): Promise<void>;
 }
 
 /**
@@ -297,8 +382,6 @@ export declare class RedisStore<T extends ConversationRecord = StoredConversatio
   get redactedUrl(): string;
   /** One round trip to Redis (`PING`); resolves its duration in milliseconds. */
   ping(options?: CallOptions): Promise<number>;
-  /** Ends the connection; the process can then exit. Later calls reject with `STORE_CLOSED`. */
-  close(): Promise<void>;
 }
 
 /** The same contract in process memory (same TTL, index and ordering rules). */
@@ -308,8 +391,16 @@ export declare class MemoryStore<T extends ConversationRecord = StoredConversati
   get status(): StoreStatus;
   /** Resolves `0`. */
   ping(options?: CallOptions): Promise<number>;
-  /** Later operations reject with `STORE_CLOSED`. */
-  close(): Promise<void>;
+}
+
+/** The factory's options: a store's, and `required`. */
+export interface CreateStoreOptions<T = StoredConversation> extends RedisStoreOptions<T> {
+  /**
+   * Throw `StoreConfigError` instead of falling back to `MemoryStore` when
+   * neither `REDIS_URL` nor `REDIS_SENTINELS` is set (as `REDIS_REQUIRED=true`
+   * does). Recommended in production.
+   */
+  required?: boolean;
 }
 
 /**
@@ -318,14 +409,15 @@ export declare class MemoryStore<T extends ConversationRecord = StoredConversati
  * `REDIS_CONNECT_TIMEOUT`, `REDIS_KEY_PREFIX`, `REDIS_ALLOW_PLAINTEXT`,
  * `REDIS_CLUSTER`, `REDIS_CONNECTION_NAME` (then `options`, which win); neither set → a
  * `MemoryStore` (with `REDIS_TTL`, then `options`; Redis-only options are then
- * ignored, `url` included). Logs its choice with the `[STORE]` prefix. A
+ * ignored, `url` included), unless `REDIS_REQUIRED=true` or `required: true`,
+ * which throw `StoreConfigError` instead. Logs its choice with the `[STORE]` prefix. A
  * malformed variable throws `StoreConfigError` naming it.
  *
  * @param env Default `process.env`.
  */
 export declare function createConversationStore<T extends ConversationRecord = StoredConversation>(
   env?: Readonly<Record<string, string | undefined>> | null,
-  options?: RedisStoreOptions<T>,
+  options?: CreateStoreOptions<T>,
 ): RedisStore<T> | MemoryStore<T>;
 
 // ---------------------------------------------------------------------------

@@ -5,7 +5,20 @@
 // (one crossing per record), calls the user's schema and logger, and gives
 // native errors (which carry their `code`) their JS error class.
 
+const { EventEmitter } = require('node:events');
+const diagnosticsChannel = require('node:diagnostics_channel');
+
 const native = require('./loader.js').loadBinding();
+
+/**
+ * Every public operation is published here, following `tracePromise`'s
+ * lifecycle (start, end, asyncStart, asyncEnd, error), for OpenTelemetry or
+ * any APM. Nobody subscribed: the call goes straight through (no context).
+ */
+const operationChannel = diagnosticsChannel.tracingChannel('redis-conversation-store:operation');
+
+/** The public operations, as `stats()` and the trace context name them. */
+const OPERATIONS = ['get', 'set', 'update', 'delete', 'listByUser', 'ping'];
 
 /** Redis was unreachable, slow, refused TLS or auth, or answered an error. */
 class RedisError extends Error {
@@ -249,18 +262,236 @@ function identity(value) {
   return value;
 }
 
-/** What both stores share: encoding records, decoding them, the schema. */
-class StoreBase {
+/** The rejection of a call made once `close()` or `destroy()` was called. */
+function closedError(operation, caller) {
+  const err = new RedisError('STORE_CLOSED', `${operation}: the store is closed; create a new store to talk to Redis again`);
+  Error.captureStackTrace(err, caller);
+  return err;
+}
+
+/** A failure's key in `stats().failuresByCode`: its `code`, else its class name. */
+function failureCode(err) {
+  if (err !== null && typeof err === 'object') {
+    if (typeof err.code === 'string') return err.code;
+    if (typeof err.name === 'string') return err.name;
+  }
+  return 'UNKNOWN';
+}
+
+/**
+ * What both stores share: encoding records, decoding them, the schema; the
+ * operations' counters and tracing; closing (graceful or not) and 'end'.
+ */
+class StoreBase extends EventEmitter {
   #native;
   #schema;
   #log;
   #excluded;
+  #redactedUrl;
+  /** Per operation: `{ started, failed, onFailure }` (the handler made once). */
+  #counters;
+  #failuresByCode = new Map();
+  #inFlight = 0;
+  /** Set by close()/destroy(): new calls reject with STORE_CLOSED at once. */
+  #closing = false;
+  /** close()'s promise, once closing started (destroy() shares it). */
+  #closed;
+  /** Resolves close()'s wait when the last call in flight settles. */
+  #drained;
+  #ended = false;
 
-  constructor(nativeStore, schema, log) {
+  constructor(nativeStore, schema, log, redactedUrl) {
+    super();
     this.#native = nativeStore;
     this.#schema = schema;
     this.#log = log;
     this.#excluded = nativeStore.excludedFields;
+    this.#redactedUrl = redactedUrl;
+    this.#counters = {};
+    for (const operation of OPERATIONS) {
+      const counter = { started: 0, failed: 0, onFailure: null, onNativeFailure: null };
+      counter.onFailure = (err) => this.#failed(counter, err);
+      counter.onNativeFailure = (err) => this.#failed(counter, shapeError(err));
+      this.#counters[operation] = counter;
+    }
+  }
+
+  // ---- operations: counted, traced, refused once closing ------------------
+
+  get(id, options) {
+    return this.#operation('get', 'id', this.#get, id, options);
+  }
+
+  /**
+   * Writes the record; with `ifUpdatedAt` (a string, or null for "no record
+   * stored"), only if the stored record's `updatedAt` is exactly that, in
+   * one atomic step, else rejects with StoreConflictError.
+   */
+  set(id, conversation, options) {
+    return this.#operation('set', 'id', this.#set, id, conversation, options);
+  }
+
+  delete(id, options) {
+    return this.#operation('delete', 'id', this.#delete, id, options);
+  }
+
+  /**
+   * Reads the record, calls `fn(current)` and writes what it returns only if
+   * the record was not changed meanwhile; on a conflict, reads again and
+   * calls `fn` again (up to `retries` times). Resolves the record written,
+   * or undefined when `fn` returned undefined (nothing written).
+   */
+  update(id, fn, options) {
+    return this.#operation('update', 'id', this.#updateCounted, id, fn, options);
+  }
+
+  listByUser(userId, options) {
+    return this.#operation('listByUser', 'userId', this.#listByUserCounted, userId, options);
+  }
+
+  /** One round trip (0 for the memory store); resolves its duration in milliseconds. */
+  ping(options) {
+    return this.#operation('ping', undefined, this.#pingCounted, options);
+  }
+
+  // `run` is the operation's implementation: a method of this class that
+  // returns a promise (never throws) and reports its settling to the
+  // counter it is given last. With no tracing subscriber this allocates
+  // nothing beyond the call itself.
+  #operation(operation, keyName, run, first, second, third) {
+    if (this.#closing) return Promise.reject(closedError(operation, this[operation]));
+    if (!operationChannel.hasSubscribers) return this.#counted(operation, run, first, second, third);
+    const context = { operation, redactedUrl: this.#redactedUrl };
+    if (keyName !== undefined) context[keyName] = first;
+    return operationChannel.tracePromise(this.#counted, context, this, operation, run, first, second, third);
+  }
+
+  #counted(operation, run, first, second, third) {
+    const counter = this.#counters[operation];
+    counter.started++;
+    this.#inFlight++;
+    return run.call(this, first, second, third, counter);
+  }
+
+  // Where a call settles, it is counted: one reaction on its promise, with
+  // handlers made once per store. The common calls (get, set, delete
+  // without options) are counted in the reaction that shapes their outcome
+  // instead (#call), which spares a promise per call.
+  #track(promise, counter) {
+    return promise.then(this.#settledWith, counter.onFailure);
+  }
+
+  #settledWith = (value) => {
+    this.#settled();
+    return value;
+  };
+
+  #succeeded(counter, then, value, first) {
+    let outcome;
+    try {
+      outcome = then(value, first);
+    } catch (err) {
+      this.#failed(counter, err);
+    }
+    this.#settled();
+    return outcome;
+  }
+
+  #failed(counter, err) {
+    this.#countFailure(counter, err);
+    throw err;
+  }
+
+  #refused(counter, err) {
+    if (counter !== undefined) this.#countFailure(counter, err);
+    return Promise.reject(err);
+  }
+
+  #countFailure(counter, err) {
+    counter.failed++;
+    const code = failureCode(err);
+    this.#failuresByCode.set(code, (this.#failuresByCode.get(code) ?? 0) + 1);
+    this.#settled();
+  }
+
+  #settled() {
+    if (--this.#inFlight === 0 && this.#drained !== undefined) this.#drained();
+  }
+
+  // ---- counters ------------------------------------------------------------
+
+  /**
+   * Counters for a /metrics or /health route, read synchronously: calls
+   * started and failed per operation, failures per error code, calls in
+   * flight, reconnections, and milliseconds since the store was last ready
+   * (0 while it is, null if it never was).
+   */
+  stats() {
+    const operations = {};
+    for (const operation of OPERATIONS) {
+      const { started, failed } = this.#counters[operation];
+      operations[operation] = { started, failed };
+    }
+    const { reconnections, msSinceReady } = this._connectionStats();
+    return {
+      operations,
+      failuresByCode: Object.fromEntries(this.#failuresByCode),
+      inFlight: this.#inFlight,
+      reconnections,
+      msSinceReady: msSinceReady ?? null,
+    };
+  }
+
+  // ---- closing -------------------------------------------------------------
+
+  /**
+   * Graceful: new calls reject with STORE_CLOSED at once; the calls in
+   * flight settle as they would (each within its own timeout); then the
+   * connection ends and 'end' is emitted. Idempotent.
+   */
+  close() {
+    return this.#shutdown();
+  }
+
+  /**
+   * Immediate: the connection ends now and the calls in flight reject with
+   * STORE_CLOSED at once; 'end' follows when they have settled.
+   */
+  destroy() {
+    this.#closing = true;
+    this.#native.close();
+    this.#shutdown();
+  }
+
+  #shutdown() {
+    if (this.#closed !== undefined) return this.#closed;
+    this.#closing = true;
+    this._closing();
+    const drained = this.#inFlight === 0 ? Promise.resolve() : new Promise((resolve) => (this.#drained = resolve));
+    this.#closed = drained.then(() => {
+      this.#native.close();
+      this.#ended = true;
+      this.emit('end');
+    });
+    return this.#closed;
+  }
+
+  /** @internal True once close() or destroy() was called. */
+  get _isClosing() {
+    return this.#closing;
+  }
+
+  /** @internal True once 'end' was emitted: nothing is emitted after it. */
+  get _hasEnded() {
+    return this.#ended;
+  }
+
+  /** @internal Called once when closing starts (RedisStore rejects its ready() waiters). */
+  _closing() {}
+
+  /** @internal The connection's part of stats(). */
+  _connectionStats() {
+    return { reconnections: 0, msSinceReady: null };
   }
 
   /** @internal */
@@ -268,9 +499,24 @@ class StoreBase {
     return this.#native;
   }
 
-  /** @internal A call with no id (ping) within its limits. */
-  _callWithin(limits, method) {
-    return this.#callWithin(limits, method, undefined, undefined, []);
+  #pingCounted(options, _second, _third, counter) {
+    return this.#track(this.#ping(options), counter);
+  }
+
+  #ping(options) {
+    let limits;
+    try {
+      limits = callLimitsOf(options, 'ping');
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    if (limits !== undefined) return this.#callWithin(limits, 'ping', undefined, undefined, []);
+    try {
+      // The memory store answers at once (a number), Redis with a promise.
+      return Promise.resolve(this.#native.ping()).then(identity, rethrowShaped);
+    } catch (err) {
+      return Promise.reject(shapeError(err));
+    }
   }
 
   // Fields never persisted (e.g. a live SDK object) are dropped here, and
@@ -324,16 +570,18 @@ class StoreBase {
   // Starts a native call and chains `then` onto it, shaping its failure: one
   // promise per call on top of the native one (the memory store answers at
   // once). Plain chains, not nested async functions: this is on every call's
-  // path. `first` is the id or userId (`argument` says which).
-  #call(method, argument, first, second, then = identity) {
-    if (typeof first !== 'string') return Promise.reject(notAString(argument, first));
+  // path. `first` is the id or userId (`argument` says which). With a
+  // `counter`, the call is counted where it settles (see #track).
+  #call(method, argument, first, second, then = identity, counter = undefined) {
+    if (typeof first !== 'string') return this.#refused(counter, notAString(argument, first));
     let result;
     try {
       result = this.#native[method](first, second);
     } catch (err) {
-      return Promise.reject(shapeError(err));
+      return this.#refused(counter, shapeError(err));
     }
-    return Promise.resolve(result).then(then, rethrowShaped);
+    if (counter === undefined) return Promise.resolve(result).then(then, rethrowShaped);
+    return Promise.resolve(result).then((value) => this.#succeeded(counter, then, value, first), counter.onNativeFailure);
   }
 
   // The same for a call with `{ signal, timeoutMs }` (`limits`, checked) or
@@ -360,9 +608,15 @@ class StoreBase {
     return signal === undefined ? settled : untilAborted(settled, signal, nativeLimits);
   }
 
-  get(id, options) {
-    const decode = (text) => (text == null ? undefined : this.#decode(id, text));
-    if (options === undefined) return this.#call('get', ID, id, undefined, decode);
+  #get(id, options, _unused, counter) {
+    if (options === undefined) return this.#call('get', ID, id, undefined, this.#decodeFound, counter);
+    return this.#track(this.#getWithin(id, options, (text) => this.#decodeFound(text, id)), counter);
+  }
+
+  // `get`'s outcome: made once per store (a closure per call is measurable).
+  #decodeFound = (text, id) => (text == null ? undefined : this.#decode(id, text));
+
+  #getWithin(id, options, decode) {
     let limits;
     try {
       limits = callLimitsOf(options, 'get');
@@ -372,19 +626,18 @@ class StoreBase {
     return this.#callWithin(limits, 'get', ID, id, [], decode);
   }
 
-  /**
-   * Writes the record; with `ifUpdatedAt` (a string, or null for "no record
-   * stored"), only if the stored record's `updatedAt` is exactly that, in
-   * one atomic step, else rejects with StoreConflictError.
-   */
-  set(id, conversation, options) {
+  #set(id, conversation, options, counter) {
     let json;
     try {
       json = this.#encode(id, conversation);
     } catch (err) {
-      return Promise.reject(err);
+      return this.#refused(counter, err);
     }
-    if (options === undefined) return this.#call('set', ID, id, json, nothing);
+    if (options === undefined) return this.#call('set', ID, id, json, nothing, counter);
+    return this.#track(this.#setWithin(id, json, options), counter);
+  }
+
+  #setWithin(id, json, options) {
     let limits;
     try {
       limits = callLimitsOf(options, 'set', SET_OPTIONS);
@@ -403,8 +656,12 @@ class StoreBase {
     return this.#callWithin(limits, 'setIf', ID, id, [json, condition, updatedAt ?? null], nothing);
   }
 
-  delete(id, options) {
-    if (options === undefined) return this.#call('delete', ID, id, undefined, nothing);
+  #delete(id, options, _unused, counter) {
+    if (options === undefined) return this.#call('delete', ID, id, undefined, nothing, counter);
+    return this.#track(this.#deleteWithin(id, options), counter);
+  }
+
+  #deleteWithin(id, options) {
     let limits;
     try {
       limits = callLimitsOf(options, 'delete');
@@ -414,13 +671,11 @@ class StoreBase {
     return this.#callWithin(limits, 'delete', ID, id, [], nothing);
   }
 
-  /**
-   * Reads the record, calls `fn(current)` and writes what it returns only if
-   * the record was not changed meanwhile; on a conflict, reads again and
-   * calls `fn` again (up to `retries` times). Resolves the record written,
-   * or undefined when `fn` returned undefined (nothing written).
-   */
-  async update(id, fn, options = {}) {
+  #updateCounted(id, fn, options, counter) {
+    return this.#track(this.#update(id, fn, options), counter);
+  }
+
+  async #update(id, fn, options = {}) {
     if (typeof id !== 'string') throw notAString(ID, id);
     if (typeof fn !== 'function') throw invalidArgument(`update needs a function, got ${describeType(fn)}`, this.update);
     if (!isPlainOptions(options)) throw invalidArgument(`update options must be an object, got ${describeType(options)}`, this.update);
@@ -470,7 +725,11 @@ class StoreBase {
     }
   }
 
-  async listByUser(userId, options) {
+  #listByUserCounted(userId, options, _unused, counter) {
+    return this.#track(this.#listByUser(userId, options), counter);
+  }
+
+  async #listByUser(userId, options) {
     const useSchema = Boolean(this.#schema) && !(options && options.fields);
     const limits = callLimitsOf(options, 'listByUser', LIST_OPTIONS);
     let records;
@@ -512,14 +771,27 @@ class StoreBase {
 
 /** The Redis-backed store. */
 class RedisStore extends StoreBase {
+  /** `ready()` calls waiting for the connection: `{ resolve, reject, timer }`. */
+  #readyWaiters = new Set();
+  /** The last connection-level failure, for ready()'s rejection. */
+  #lastLinkError;
+  /**
+   * 'ready' was emitted and no failure since. The native status changes
+   * first (events cross threads after it): ready() waits for the event too,
+   * so that once it resolves, that connection's 'ready' is behind it.
+   */
+  #readyEmitted = false;
+
   constructor(options) {
     const { schema, logger, ...nativeOptions } = checkOptions(options, 'RedisStore');
     const log = makeLog(logger);
-    super(
-      construct(() => new native.NativeRedisStore(nativeOptions, log)),
-      schema,
-      log,
-    );
+    // Events come from tokio through a weak threadsafe function; it holds the
+    // store weakly, so an abandoned store can still be collected (and closed).
+    const relay = { store: undefined };
+    const onEvent = (event) => relay.store?.deref()?.#onLinkEvent(event);
+    const nativeStore = construct(() => new native.NativeRedisStore(nativeOptions, log, onEvent));
+    super(nativeStore, schema, log, nativeStore.redactedUrl);
+    relay.store = new WeakRef(this);
   }
 
   /** `connecting` | `ready` | `reconnecting` | `closed`, read synchronously. */
@@ -527,36 +799,103 @@ class RedisStore extends StoreBase {
     return this._native.status;
   }
 
-  /** One round trip to Redis; resolves its duration in milliseconds. */
-  async ping(options) {
-    const limits = callLimitsOf(options, 'ping');
-    if (limits !== undefined) return this._callWithin(limits, 'ping');
-    try {
-      return await this._native.ping();
-    } catch (err) {
-      throw shapeError(err);
-    }
-  }
-
   /** The Redis URL with any password replaced by `***`. */
   get redactedUrl() {
     return this._native.redactedUrl;
   }
 
-  /** Ends the connection; later calls reject with `STORE_CLOSED`. */
-  async close() {
-    this._native.close();
+  /**
+   * Resolves once the store is ready (at once if it is). Rejects with a
+   * RedisError (the last connection failure's code, else STORE_UNAVAILABLE)
+   * if it is not ready within `connectTimeoutMs`; the store keeps trying.
+   */
+  ready() {
+    if (this._isClosing) return Promise.reject(closedError('ready', this.ready));
+    if (this.#readyEmitted && this._native.status === 'ready') return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timeoutMs = this._native.connectTimeoutMs;
+      const waiter = { resolve, reject, timer: undefined };
+      waiter.timer = setTimeout(() => {
+        this.#readyWaiters.delete(waiter);
+        // A 'ready' event still queued behind a busy event loop: the status knows.
+        if (this._native.status === 'ready') {
+          resolve();
+          return;
+        }
+        const cause = this.#lastLinkError;
+        const detail = cause ? `; last error: ${cause.message}` : '';
+        const err = new RedisError(
+          cause?.code ?? 'STORE_UNAVAILABLE',
+          `ready(): not connected to Redis at ${this.redactedUrl} within ${timeoutMs} ms (connectTimeoutMs)${detail}; still trying in the background`,
+          cause ? { cause } : undefined,
+        );
+        reject(err);
+      }, timeoutMs);
+      this.#readyWaiters.add(waiter);
+    });
+  }
+
+  #onLinkEvent(event) {
+    if (this._hasEnded) return;
+    switch (event.kind) {
+      case 'ready':
+        this.#readyEmitted = true;
+        this.#lastLinkError = undefined;
+        for (const waiter of this.#readyWaiters) {
+          clearTimeout(waiter.timer);
+          waiter.resolve();
+        }
+        this.#readyWaiters.clear();
+        this.emit('ready');
+        break;
+      case 'error': {
+        const ErrorClass = ERROR_CLASS_BY_CODE.get(event.code) ?? RedisError;
+        this.#readyEmitted = false;
+        this.#lastLinkError = new ErrorClass(event.code, event.message);
+        // Unlike a plain EventEmitter, an 'error' nobody listens to is not thrown:
+        // a connection failure must never crash the app (calls report it too).
+        if (this.listenerCount('error') > 0) this.emit('error', this.#lastLinkError);
+        break;
+      }
+      case 'reconnecting': {
+        // The error event just before it carried the same failure: one object for both.
+        const last = this.#lastLinkError;
+        const error =
+          last?.code === event.code && last?.message === event.message ? last : new RedisError(event.code, event.message);
+        this.emit('reconnecting', { attempt: event.attempt, delayMs: event.delayMs, error });
+        break;
+      }
+      default:
+        break;
+    }
+  }
+
+  /** @internal */
+  _closing() {
+    for (const waiter of this.#readyWaiters) {
+      clearTimeout(waiter.timer);
+      waiter.reject(closedError('ready', this.ready));
+    }
+    this.#readyWaiters.clear();
+  }
+
+  /** @internal */
+  _connectionStats() {
+    return this._native.linkStats();
   }
 }
 
 /** The same contract in process memory (development, tests, no REDIS_URL). */
 class MemoryStore extends StoreBase {
+  #closedAt;
+
   constructor(options) {
     const { schema, logger, ...nativeOptions } = checkOptions(options, 'MemoryStore');
     super(
       construct(() => new native.NativeMemoryStore(nativeOptions)),
       schema,
       makeLog(logger),
+      undefined,
     );
   }
 
@@ -565,19 +904,20 @@ class MemoryStore extends StoreBase {
     return this._native.status;
   }
 
-  /** Resolves 0 (no round trip); rejects with STORE_CLOSED after close(). */
-  async ping(options) {
-    const limits = callLimitsOf(options, 'ping');
-    if (limits !== undefined) return this._callWithin(limits, 'ping');
-    try {
-      return this._native.ping();
-    } catch (err) {
-      throw shapeError(err);
-    }
+  /** Resolves at once (rejects with STORE_CLOSED once closing). */
+  ready() {
+    return this._isClosing ? Promise.reject(closedError('ready', this.ready)) : Promise.resolve();
   }
 
-  async close() {
-    this._native.close();
+  /** @internal */
+  _closing() {
+    this.#closedAt = performance.now();
+  }
+
+  /** @internal Always ready until closed. */
+  _connectionStats() {
+    const msSinceReady = this.#closedAt === undefined ? 0 : Math.round(performance.now() - this.#closedAt);
+    return { reconnections: 0, msSinceReady };
   }
 }
 
@@ -587,14 +927,25 @@ const REDIS_ONLY_OPTIONS = native.storeOptions().filter((option) => option.store
 
 /**
  * The factory: `REDIS_URL` set → a `RedisStore` configured from `REDIS_*`
- * variables; absent → a `MemoryStore`. Malformed values are refused here,
- * naming the variable.
+ * variables; absent → a `MemoryStore`, unless `REDIS_REQUIRED=true` or
+ * `{ required: true }` (production), which refuse to fall back. Malformed
+ * values are refused here, naming the variable.
  */
 function createConversationStore(env = process.env, options = {}) {
-  const overrides = checkOptions(options ?? undefined, 'createConversationStore');
+  const { required, ...overrides } = checkOptions(options ?? undefined, 'createConversationStore');
+  if (required !== undefined && typeof required !== 'boolean') {
+    throw new StoreConfigError('STORE_INVALID_CONFIG', `required must be true or false, got ${describeType(required)}`);
+  }
+  // REDIS_REQUIRED=true without REDIS_URL is refused here, naming the variable.
   const fromEnv = construct(() => native.redisOptionsFromEnv(env ?? {}));
   const log = makeLog(overrides.logger);
   const settings = { ...fromEnv, ...overrides };
+  if (!(settings.url || settings.sentinels) && required === true) {
+    throw new StoreConfigError(
+      'STORE_INVALID_CONFIG',
+      'createConversationStore: required is true but neither REDIS_URL nor REDIS_SENTINELS (nor a url or sentinels option) is set: refusing to fall back to MemoryStore',
+    );
+  }
   if (settings.url || settings.sentinels) {
     const store = new RedisStore(settings);
     log('info', `[STORE] using RedisStore (${store.redactedUrl})`);

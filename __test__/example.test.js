@@ -392,6 +392,11 @@ describe('example/server.js', () => {
     // It really works end to end.
     assert.equal((await request(base, 'PUT', '/conversations/demo', requestBody('dave'))).status, 204);
     assert.equal((await request(base, 'GET', '/conversations/demo')).body.userId, 'dave');
+    const metrics = await request(base, 'GET', '/metrics');
+    assert.equal(metrics.status, 200);
+    assert.equal(metrics.body.status, 'ready');
+    assert.deepEqual(metrics.body.stats.operations.set, { started: 1, failed: 0 });
+    assert.equal(metrics.body.stats.msSinceReady, 0);
 
     const signalledAt = Date.now();
     child.kill('SIGTERM');
@@ -405,6 +410,9 @@ describe('example/server.js', () => {
     assert.deepEqual(result, { code: 0, signal: null }, output);
     assert.ok(Date.now() - signalledAt < 5000);
     assert.throws(() => process.kill(redisPid, 0), { code: 'ESRCH' }, 'its redis-server is gone');
+    // The order of a graceful stop: HTTP first, then the store, then its Redis.
+    const order = ['stopped accepting HTTP', 'closed the store', 'stopped the local redis-server'].map((line) => output.indexOf(line));
+    assert.ok(order.every((at, i) => at >= 0 && (i === 0 || at > order[i - 1])), output);
     redisPid = undefined; // nothing left for the after hook (and the pid may be reused)
   });
 });

@@ -356,14 +356,14 @@ describe('connectionName', () => {
   });
 });
 
-describe('close()', () => {
+describe('close() and destroy()', () => {
   let server;
   before(async () => {
     server = await startRedis();
   });
   after(() => server.stop());
 
-  it('settles calls in flight and rejects later calls with STORE_CLOSED', async () => {
+  it('destroy() settles calls in flight and rejects later calls with STORE_CLOSED', async () => {
     const store = track(
       new RedisStore({ url: server.url, allowPlaintext: true, logger: null, ...fastOptions, commandTimeoutMs: 5000 }),
     );
@@ -372,9 +372,9 @@ describe('close()', () => {
     try {
       const inFlight = Array.from({ length: 10 }, () => store.get('close-1').then(() => 'resolved', (err) => err));
       const started = Date.now();
-      await store.close();
+      store.destroy();
       const outcomes = await Promise.all(inFlight);
-      assert.ok(Date.now() - started < 1000, 'in-flight calls settle at close, not at the 5 s timeout');
+      assert.ok(Date.now() - started < 1000, 'in-flight calls settle at destroy(), not at the 5 s timeout');
       for (const outcome of outcomes) assert.equal(outcome.code, 'STORE_CLOSED');
     } finally {
       server.resume();

@@ -175,6 +175,14 @@ function createApp(store) {
     res.status(status === 'ok' ? 200 : 503).json({ status, redis, store: storeName });
   });
 
+  // Counters for a scraper or a dashboard, read synchronously: calls started
+  // and failed per operation, failures per code, calls in flight,
+  // reconnections, and how long since the store was last ready.
+  app.get('/metrics', (req, res) => {
+    const stats = typeof store.stats === 'function' ? store.stats() : null;
+    res.json({ status: store.status ?? 'unknown', stats });
+  });
+
   app.use((req, res) => {
     res.status(404).json({ error: 'not found', code: 'NOT_FOUND' });
   });

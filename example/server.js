@@ -10,8 +10,10 @@
 //                        otherwise an in-process MemoryStore.
 //
 // PORT (default 3000) picks the HTTP port; it listens on 127.0.0.1 only.
-// Ctrl-C (SIGINT) or SIGTERM: stops the HTTP server, closes the store, stops
-// the redis-server it started, exits 0.
+// Ctrl-C (SIGINT) or SIGTERM, as an orchestrator stops a pod: stops taking
+// HTTP connections and waits for the requests under way (each bounded by the
+// store's timeouts), then closes the store (which waits for its own calls in
+// flight), stops the redis-server it started, exits 0.
 
 const http = require('node:http');
 
@@ -73,6 +75,7 @@ async function shutdown(signal) {
   try {
     const { server, store, localRedis } = state;
     if (server && server.listening) {
+      say('stopped accepting HTTP connections; waiting for the requests under way');
       await new Promise((resolve) => {
         const force = setTimeout(() => server.closeAllConnections(), HTTP_CLOSE_GRACE_MS);
         server.close(() => {
@@ -82,7 +85,10 @@ async function shutdown(signal) {
         server.closeIdleConnections();
       });
     }
-    if (store) await store.close();
+    if (store) {
+      await store.close();
+      say(`closed the store (${JSON.stringify(store.stats().operations.set)} sets)`);
+    }
     // One still starting when the signal came is killed by test-support's 'exit' hook.
     if (localRedis) {
       const { pid } = localRedis;
@@ -148,7 +154,7 @@ async function main() {
   if (shuttingDown) return;
 
   const base = `http://${HOST}:${server.address().port}`;
-  say(`listening on ${base} (store: ${state.store.constructor.name}; health: ${base}/health)`);
+  say(`listening on ${base} (store: ${state.store.constructor.name}; health: ${base}/health, counters: ${base}/metrics)`);
   say('try:');
   console.log(
     `  curl -i -X PUT ${base}/conversations/demo-1 -H 'Content-Type: application/json' ` +

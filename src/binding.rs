@@ -20,6 +20,7 @@ use crate::completion::{self, Completer, Counted, JsText, Outcome};
 use crate::config::{self, CommonOptions, RedisConfig, RedisOptions, StoreEnv};
 use crate::connection;
 use crate::error::{napi_failure, JsCode, JsError, StoreError, StoreResult};
+use crate::events::{EventSink, LinkEvent};
 use crate::logger::Logger;
 use crate::memory_store::MemoryStoreCore;
 use crate::options::{self, Store};
@@ -28,6 +29,7 @@ use crate::redis_store::RedisStoreCore;
 use crate::text::utf16_to_utf8;
 
 type LogCallback<'a> = Function<'a, FnArgs<(String, String)>, ()>;
+type EventCallback<'a> = Function<'a, LinkEvent, ()>;
 
 /// Paging and shaping of `listByUser`.
 #[napi(object)]
@@ -52,6 +54,31 @@ fn logger_from(log: Option<LogCallback<'_>>) -> napi::Result<Logger, JsCode> {
         ),
     };
     Ok(Logger::new(sink))
+}
+
+fn events_from(on_event: Option<EventCallback<'_>>) -> napi::Result<EventSink, JsCode> {
+    let sink = match on_event {
+        None => None,
+        Some(callback) => Some(
+            callback
+                .build_threadsafe_function()
+                .weak::<true>()
+                .callee_handled::<false>()
+                .max_queue_size::<0>()
+                .build()
+                .map_err(napi_failure)?,
+        ),
+    };
+    Ok(EventSink::new(sink))
+}
+
+/// The connection's part of `store.stats()`.
+#[napi(object)]
+pub struct ConnectionStats {
+    /// Times a connection came back after the first one.
+    pub reconnections: u32,
+    /// Milliseconds since the store was last ready: 0 while it is, absent if it never was.
+    pub ms_since_ready: Option<f64>,
 }
 
 fn list_query(options: Unknown<'_>, default_limit: usize) -> StoreResult<ListQuery> {
@@ -207,11 +234,12 @@ impl NativeRedisStore {
         env: Env,
         #[napi(ts_arg_type = "RedisOptions")] options: Unknown<'_>,
         log: Option<LogCallback<'_>>,
+        #[napi(ts_arg_type = "((event: LinkEvent) => void) | undefined | null")] on_event: Option<EventCallback<'_>>,
     ) -> napi::Result<Self, JsCode> {
         ensure_crypto_provider();
         let options: RedisOptions = options::read_options(Store::Redis, options)?.unwrap_or_default();
         let config = RedisConfig::from_options(options)?;
-        let core = RedisStoreCore::start(config, logger_from(log)?)?;
+        let core = RedisStoreCore::start(config, logger_from(log)?, events_from(on_event)?)?;
         Ok(NativeRedisStore {
             core: Arc::new(core),
             completer: Completer::new(&env).map_err(napi_failure)?,
@@ -227,6 +255,22 @@ impl NativeRedisStore {
     #[napi(getter)]
     pub fn excluded_fields(&self) -> Vec<String> {
         self.core.policy().rules.excluded_fields.clone()
+    }
+
+    /// How long `ready()` waits before it rejects.
+    #[napi(getter)]
+    pub fn connect_timeout_ms(&self) -> f64 {
+        self.core.connect_timeout().as_millis() as f64
+    }
+
+    /// Synchronous and cheap: a read of the link's state.
+    #[napi]
+    pub fn link_stats(&self) -> ConnectionStats {
+        let stats = self.core.link_stats();
+        ConnectionStats {
+            reconnections: stats.reconnections,
+            ms_since_ready: stats.since_ready.map(|since| since.as_millis() as f64),
+        }
     }
 
     #[napi(getter)]

@@ -40,6 +40,7 @@ use tokio::sync::Notify;
 use crate::config::{RecordPolicy, RedisConfig};
 use crate::connection::{self, Link, LossWatch, Sign, Transport};
 use crate::error::{StoreError, StoreResult};
+use crate::events::EventSink;
 use crate::keys::KeyLayout;
 use crate::listing::Stale;
 use crate::logger::Logger;
@@ -61,7 +62,7 @@ pub struct Cluster {
 
 impl Cluster {
     /// Builds the cluster client from the seed node URLs (no I/O) and starts its link.
-    pub fn start(seeds: &[String], config: &RedisConfig, logger: Logger) -> StoreResult<Self> {
+    pub fn start(seeds: &[String], config: &RedisConfig, logger: Logger, events: EventSink) -> StoreResult<Self> {
         let nodes = seeds
             .iter()
             .map(|url| connection::resp3_connection_info(url, config))
@@ -89,7 +90,7 @@ impl Cluster {
             command_timeout: config.command_timeout,
         };
         Ok(Cluster {
-            link: Link::start(nodes, config, logger, scripts::cluster()),
+            link: Link::start(nodes, config, logger, events, scripts::cluster()),
             keys: config.keys.clone(),
             policy: config.policy.clone(),
         })

@@ -620,6 +620,8 @@ pub struct StoreEnv {
     pub redis_sentinel_name: Option<String>,
     #[napi(js_name = "REDIS_CONNECTION_NAME")]
     pub redis_connection_name: Option<String>,
+    #[napi(js_name = "REDIS_REQUIRED")]
+    pub redis_required: Option<String>,
 }
 
 /// Reads the environment into store options, naming the variable in every
@@ -631,6 +633,7 @@ pub fn options_from_env(env: StoreEnv) -> StoreResult<RedisOptions> {
     let sentinels = present(env.redis_sentinels);
     let sentinel_name = present(env.redis_sentinel_name);
     let allow_plaintext = env_flag("REDIS_ALLOW_PLAINTEXT", present(env.redis_allow_plaintext))?;
+    let required = env_flag("REDIS_REQUIRED", present(env.redis_required))?;
     let common = || -> StoreResult<RedisOptions> {
         Ok(RedisOptions {
             ttl_seconds: ttl,
@@ -681,6 +684,14 @@ pub fn options_from_env(env: StoreEnv) -> StoreResult<RedisOptions> {
         ));
     }
     let Some(url) = present(env.redis_url) else {
+        if required {
+            // Production must not silently keep conversations in one process's memory.
+            return Err(config_error(
+                "REDIS_REQUIRED is true but neither REDIS_URL nor REDIS_SENTINELS is set: refusing to fall back to \
+                 MemoryStore"
+                    .to_owned(),
+            ));
+        }
         return Ok(RedisOptions {
             ttl_seconds: ttl,
             ..RedisOptions::default()
@@ -901,6 +912,21 @@ mod tests {
         assert!(error_of("rediss://h", "-5").contains("REDIS_TTL"));
         assert!(error_of("not a url", "5").contains("REDIS_URL"));
         assert!(options_from_env(StoreEnv::default()).is_ok_and(|options| options.url.is_none()));
+    }
+
+    #[test]
+    fn redis_required_refuses_a_missing_url() {
+        let with = |url: Option<&str>, required: &str| {
+            options_from_env(StoreEnv {
+                redis_url: url.map(str::to_owned),
+                redis_required: Some(required.to_owned()),
+                ..StoreEnv::default()
+            })
+        };
+        assert!(with(None, "true").is_err_and(|err| err.to_string().contains("REDIS_REQUIRED")));
+        assert!(with(None, "false").is_ok_and(|options| options.url.is_none()));
+        assert!(with(Some("rediss://h"), "true").is_ok_and(|options| options.url.is_some()));
+        assert!(with(Some("rediss://h"), "maybe").is_err_and(|err| err.to_string().contains("REDIS_REQUIRED")));
     }
 
     #[test]

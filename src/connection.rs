@@ -31,6 +31,7 @@ use tokio::sync::{watch, Notify};
 
 use crate::config::{RedisConfig, TlsMaterial};
 use crate::error::{self, StoreError, StoreResult};
+use crate::events::{self, EventSink};
 use crate::logger::Logger;
 use crate::supervisor::{Event, Notice, Phase, Status, Supervisor};
 
@@ -98,9 +99,18 @@ struct LinkInner<T: Transport> {
     /// Operations ring this when the link looks dead.
     trouble: Notify,
     logger: Logger,
+    /// The JS store's 'ready', 'reconnecting' and 'error' events.
+    events: EventSink,
     /// Loaded on every new connection, before it serves, so that calls never
     /// pay (or reorder behind) a NOSCRIPT retry after a server restart.
     scripts: Vec<Script>,
+}
+
+/// The connection's part of `stats()`.
+pub struct LinkStats {
+    pub reconnections: u32,
+    /// Zero while ready; `None` if never ready.
+    pub since_ready: Option<Duration>,
 }
 
 /// A supervised connection through the transport `T`.
@@ -118,7 +128,13 @@ impl<T: Transport> Clone for Link<T> {
 
 impl<T: Transport> Link<T> {
     /// Starts the supervisor on the napi runtime; the first attempt begins at once.
-    pub fn start(transport: T, config: &RedisConfig, logger: Logger, scripts: Vec<Script>) -> Link<T> {
+    pub fn start(
+        transport: T,
+        config: &RedisConfig,
+        logger: Logger,
+        events: EventSink,
+        scripts: Vec<Script>,
+    ) -> Link<T> {
         let (state, _) = watch::channel(Shared {
             supervisor: Supervisor::new(config.backoff),
             connection: None,
@@ -133,6 +149,7 @@ impl<T: Transport> Link<T> {
                 state,
                 trouble: Notify::new(),
                 logger,
+                events,
                 scripts,
             }),
         };
@@ -150,6 +167,19 @@ impl<T: Transport> Link<T> {
 
     pub fn redacted_url(&self) -> &str {
         &self.inner.redacted_url
+    }
+
+    /// What `stats()` reports about the connection, read without waiting.
+    pub fn stats(&self) -> LinkStats {
+        let state = self.inner.state.borrow();
+        LinkStats {
+            reconnections: state.supervisor.reconnections(),
+            since_ready: state.supervisor.since_ready(Instant::now()),
+        }
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        self.inner.connect_timeout
     }
 
     pub fn logger(&self) -> &Logger {
@@ -329,6 +359,9 @@ impl<T: Transport> Link<T> {
     fn announce(&self, notice: &Notice) {
         if let Some((level, line)) = notice.log_line(&self.inner.redacted_url) {
             self.inner.logger.log(level, line);
+        }
+        for event in events::events_of(notice, &self.inner.redacted_url) {
+            self.inner.events.emit(event);
         }
     }
 

@@ -7,7 +7,7 @@
 //! `cluster` (the two topologies), `listing` (one listing for both),
 //! `scripts` (Lua), `connection` (the supervised link) and `supervisor` (its
 //! state machine), `memory_store`, `options` (the option table and the check of unknown
-//! options), `logger`, `error`, `completion` (settling
+//! options), `logger`, `events` (connection events for JS), `error`, `completion` (settling
 //! JS promises), `text`, and `binding` (the napi classes). No module is
 //! public: napi exports from private modules, and the compiler reports what
 //! nothing uses.
@@ -21,6 +21,7 @@ mod completion;
 mod config;
 mod connection;
 mod error;
+mod events;
 mod json_scan;
 mod keys;
 mod listing;

@@ -4,7 +4,9 @@
 
 use crate::cluster::Cluster;
 use crate::config::{RecordPolicy, RedisConfig, TopologyConfig};
+use crate::connection::LinkStats;
 use crate::error::StoreResult;
+use crate::events::EventSink;
 use crate::listing;
 use crate::logger::Logger;
 use crate::record::{self, ListQuery, Precondition};
@@ -41,12 +43,13 @@ pub struct RedisStoreCore {
 
 impl RedisStoreCore {
     /// Builds the topology's client (no I/O) and starts connecting in the background.
-    pub fn start(config: RedisConfig, logger: Logger) -> StoreResult<Self> {
+    pub fn start(config: RedisConfig, logger: Logger, events: EventSink) -> StoreResult<Self> {
         let backend = match &config.topology {
             TopologyConfig::SingleServer { url, servername } => Backend::SingleServer(SingleServer::start(
                 DirectServer::new(url, servername.as_deref(), &config)?,
                 &config,
                 logger,
+                events,
             )),
             TopologyConfig::Sentinel {
                 sentinels,
@@ -56,8 +59,9 @@ impl RedisStoreCore {
                 SentinelServer::new(sentinels, name, sentinel_password.as_deref(), &config, logger.clone())?,
                 &config,
                 logger,
+                events,
             )),
-            TopologyConfig::Cluster { seeds } => Backend::Cluster(Cluster::start(seeds, &config, logger)?),
+            TopologyConfig::Cluster { seeds } => Backend::Cluster(Cluster::start(seeds, &config, logger, events)?),
         };
         Ok(RedisStoreCore {
             backend,
@@ -71,6 +75,14 @@ impl RedisStoreCore {
 
     pub fn redacted_url(&self) -> &str {
         with_topology!(&self.backend, topology => topology.link().redacted_url())
+    }
+
+    pub fn link_stats(&self) -> LinkStats {
+        with_topology!(&self.backend, topology => topology.link().stats())
+    }
+
+    pub fn connect_timeout(&self) -> std::time::Duration {
+        with_topology!(&self.backend, topology => topology.link().connect_timeout())
     }
 
     pub fn status(&self) -> Status {

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, Notify};
 use crate::config::{RecordPolicy, RedisConfig};
 use crate::connection::{self, Link, LossWatch, Sign, Transport};
 use crate::error::{StoreError, StoreResult};
+use crate::events::EventSink;
 use crate::keys::KeyLayout;
 use crate::listing::Stale;
 use crate::logger::Logger;
@@ -30,9 +31,9 @@ pub struct SingleServer<T: Transport> {
 }
 
 impl<T: Transport> SingleServer<T> {
-    pub fn start(transport: T, config: &RedisConfig, logger: Logger) -> Self {
+    pub fn start(transport: T, config: &RedisConfig, logger: Logger, events: EventSink) -> Self {
         SingleServer {
-            link: Link::start(transport, config, logger, scripts::single_server()),
+            link: Link::start(transport, config, logger, events, scripts::single_server()),
             keys: config.keys.clone(),
             policy: config.policy.clone(),
         }

@@ -202,10 +202,12 @@ pub struct Supervisor {
     /// Why the link is down, given to calls that fail fast.
     last_error: Option<StoreError>,
     /// Which connection serves: counts the connections made, so that a call
-    /// can say which one failed it.
+    /// can say which one failed it (and `stats().reconnections`).
     connection: u64,
     /// A call failed on the serving connection since it last answered.
     stalled: bool,
+    /// When `status` last stopped being `Ready` (for `stats().msSinceReady`).
+    ready_left_at: Option<Instant>,
 }
 
 impl Supervisor {
@@ -220,7 +222,22 @@ impl Supervisor {
             last_error: None,
             connection: 0,
             stalled: false,
+            ready_left_at: None,
         }
+    }
+
+    /// Times a connection came back after the first one.
+    pub fn reconnections(&self) -> u32 {
+        u32::try_from(self.connection.saturating_sub(1)).unwrap_or(u32::MAX)
+    }
+
+    /// How long since the status was last `Ready`: zero while it is, `None`
+    /// if it never was.
+    pub fn since_ready(&self, now: Instant) -> Option<Duration> {
+        if self.status() == Status::Ready {
+            return Some(Duration::ZERO);
+        }
+        self.ready_left_at.map(|left| now.saturating_duration_since(left))
     }
 
     pub fn phase(&self) -> Phase {
@@ -255,6 +272,15 @@ impl Supervisor {
     /// Applies one event at time `now`. Events that do not apply to the
     /// current phase (a late probe result after a close, say) change nothing.
     pub fn on(&mut self, event: Event, now: Instant) -> Option<Notice> {
+        let was_ready = self.status() == Status::Ready;
+        let notice = self.transition(event, now);
+        if was_ready && self.status() != Status::Ready {
+            self.ready_left_at = Some(now);
+        }
+        notice
+    }
+
+    fn transition(&mut self, event: Event, now: Instant) -> Option<Notice> {
         match (self.phase, event) {
             (Phase::Closed, _) => None,
             (_, Event::Close) => {
@@ -372,6 +398,34 @@ mod tests {
         supervisor.on(Event::Connected, lost_at);
         supervisor.on(Event::Lost("PING failed".to_owned()), lost_at);
         supervisor
+    }
+
+    #[test]
+    fn counts_reconnections_and_the_time_since_ready() {
+        let start = Instant::now();
+        let mut supervisor = Supervisor::new(backoff());
+        assert_eq!(supervisor.since_ready(start), None, "never ready yet");
+        supervisor.on(Event::Connected, start);
+        assert_eq!(supervisor.since_ready(start), Some(Duration::ZERO));
+        assert_eq!(
+            supervisor.reconnections(),
+            0,
+            "the first connection is not a reconnection"
+        );
+        let lost = start + Duration::from_millis(500);
+        supervisor.on(Event::Lost("reset".to_owned()), lost);
+        assert_eq!(
+            supervisor.since_ready(lost + Duration::from_millis(250)),
+            Some(Duration::from_millis(250))
+        );
+        supervisor.on(failed(1.0), lost);
+        supervisor.on(Event::BackoffElapsed, lost);
+        supervisor.on(Event::Connected, lost + Duration::from_secs(1));
+        assert_eq!(supervisor.reconnections(), 1);
+        assert_eq!(
+            supervisor.since_ready(lost + Duration::from_secs(2)),
+            Some(Duration::ZERO)
+        );
     }
 
     #[test]

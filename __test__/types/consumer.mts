@@ -23,7 +23,13 @@ import {
   type MemoryStoreOptions,
   type StoredConversation as PkgStoredConversation,
   type RedisErrorCode,
+  type StoreStats,
+  type StoreOperation,
+  type ReconnectingEvent,
+  type OperationTraceContext,
+  type CreateStoreOptions,
 } from 'redis-conversation-store';
+import diagnosticsChannel from 'node:diagnostics_channel';
 // @ts-expect-error the shared base class is not part of the module
 import type { StoreBase } from 'redis-conversation-store';
 
@@ -233,6 +239,50 @@ if (fromEnvDefault instanceof RedisStore) {
   void url;
 }
 void [fromEnv, defaultStore, factoryStatus];
+
+// --- Running in production: events, ready(), stats(), tracing, shutdown ---
+
+export async function production(store: RedisStore<StoredConversation>, memory: MemoryStore<StoredConversation>) {
+  store.on('ready', () => console.info('ready'));
+  store.on('reconnecting', ({ attempt, delayMs, error }: ReconnectingEvent) => {
+    const code: RedisErrorCode = error.code;
+    void [attempt + delayMs, code];
+  });
+  store.on('error', (err) => {
+    const code: RedisErrorCode = err.code;
+    void code;
+  });
+  store.once('end', () => console.info('end'));
+  memory.on('end', () => {});
+  // @ts-expect-error 'ready' passes no argument
+  store.on('ready', (x: string) => x);
+  // @ts-expect-error not an event of the store
+  store.on('connect', () => {});
+  await store.ready();
+  await memory.ready();
+  const stats: StoreStats = store.stats();
+  const op: StoreOperation = 'listByUser';
+  const gets: number = stats.operations.get.started + stats.operations[op].failed;
+  const since: number | null = stats.msSinceReady;
+  const perCode: number | undefined = stats.failuresByCode.STORE_TIMEOUT;
+  void [gets, since, perCode, stats.inFlight, stats.reconnections, memory.stats().inFlight];
+  // @ts-expect-error not an operation
+  void stats.operations.scan;
+  const channel = diagnosticsChannel.tracingChannel<string, OperationTraceContext>('redis-conversation-store:operation');
+  channel.subscribe({
+    start: (context) => void context.operation,
+    end: () => {},
+    asyncStart: () => {},
+    asyncEnd: (context) => void context.result,
+    error: (context) => void context.error,
+  });
+  const required: CreateStoreOptions<StoredConversation> = { required: true, schema: StoredConversationSchema };
+  const guarded = createConversationStore(process.env, required);
+  await store.close();
+  store.destroy();
+  const nothing: void = memory.destroy();
+  void [guarded, nothing];
+}
 
 // --- Errors, as the route handlers map them ---
 
