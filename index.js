@@ -512,16 +512,123 @@ class StoreBase {
   }
 }
 
+const PROVIDER_KINDS = {
+  'streaming-credentials-provider': 'streaming',
+  'async-credentials-provider': 'async',
+};
+
+/** The kind of a node-redis credentials provider, or a configuration error. */
+function providerKind(provider, nativeOptions) {
+  if (provider === undefined || provider === null) return null;
+  const kind = PROVIDER_KINDS[provider?.type];
+  const method = kind === 'streaming' ? 'subscribe' : 'credentials';
+  if (kind === undefined || typeof provider[method] !== 'function') {
+    throw new StoreConfigError(
+      'STORE_INVALID_CONFIG',
+      "credentialsProvider must be { type: 'async-credentials-provider', credentials() } or " +
+        "{ type: 'streaming-credentials-provider', subscribe(listener) } (the @redis/client shapes)",
+    );
+  }
+  if (nativeOptions.username != null || nativeOptions.password != null) {
+    throw new StoreConfigError(
+      'STORE_INVALID_CONFIG',
+      'username/password and credentialsProvider cannot be used together: the provider supplies the credentials',
+    );
+  }
+  return kind;
+}
+
+function failureText(err) {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * The bridge between the app's provider and the native store, which decides
+ * when credentials are needed and what to do with them (credentials.rs).
+ */
+class CredentialsBridge {
+  #provider;
+  #native;
+  #disposable;
+  #closed = false;
+
+  constructor(provider) {
+    this.#provider = provider;
+  }
+
+  /** Async provider: native asks (one request per new connection). */
+  request = (id) => {
+    Promise.resolve()
+      .then(() => this.#provider.credentials())
+      .then(
+        (credentials) => this.#deliver(id, credentials),
+        (err) => this.#native?._credentialsFailed(id, failureText(err)),
+      );
+  };
+
+  #deliver(id, credentials) {
+    const { username, password } = credentials ?? {};
+    if (typeof password !== 'string' || (username != null && typeof username !== 'string')) {
+      this.#native?._credentialsFailed(id, 'the provider gave no { username?: string, password: string }');
+      return;
+    }
+    this.#native?._provideCredentials(id, username ?? null, password);
+  }
+
+  /** Streaming provider: subscribe once; retried while it rejects. */
+  start(nativeStore, kind) {
+    this.#native = nativeStore;
+    if (kind === 'streaming') this.#subscribe(1000);
+  }
+
+  #subscribe(retryMs) {
+    const listener = {
+      onNext: (credentials) => this.#deliver(null, credentials),
+      onError: (err) => this.#native._credentialsFailed(null, failureText(err)),
+    };
+    Promise.resolve()
+      .then(() => this.#provider.subscribe(listener))
+      .then(
+        ([initial, disposable]) => {
+          this.#disposable = disposable;
+          if (this.#closed) this.dispose();
+          else this.#deliver(null, initial);
+        },
+        (err) => {
+          if (this.#closed) return;
+          this.#native._credentialsFailed(null, `subscribe: ${failureText(err)} (retrying in ${retryMs} ms)`);
+          setTimeout(() => this.#closed || this.#subscribe(Math.min(retryMs * 2, 30_000)), retryMs).unref();
+        },
+      );
+  }
+
+  dispose() {
+    this.#closed = true;
+    const disposable = this.#disposable;
+    this.#disposable = undefined;
+    try {
+      disposable?.dispose();
+    } catch {
+      // The store is closing: a provider that fails to let go changes nothing here.
+    }
+  }
+}
+
 /** The Redis-backed store. */
 class RedisStore extends StoreBase {
+  #credentials;
+
   constructor(options) {
-    const { schema, logger, ...nativeOptions } = checkOptions(options, 'RedisStore');
+    const { schema, logger, credentialsProvider, ...nativeOptions } = checkOptions(options, 'RedisStore');
     const log = makeLog(logger);
-    super(
-      construct(() => new native.NativeRedisStore(nativeOptions, log)),
-      schema,
-      log,
+    const kind = construct(() => providerKind(credentialsProvider, nativeOptions));
+    const bridge = kind === null ? undefined : new CredentialsBridge(credentialsProvider);
+    const nativeStore = construct(
+      () => new native.NativeRedisStore(nativeOptions, log, kind, kind === 'async' ? bridge.request : null),
     );
+    super(nativeStore, schema, log);
+    bridge?.start(nativeStore, kind);
+    this.#credentials = bridge;
   }
 
   /** `connecting` | `ready` | `reconnecting` | `closed`, read synchronously. */
@@ -545,9 +652,10 @@ class RedisStore extends StoreBase {
     return this._native.redactedUrl;
   }
 
-  /** Ends the connection; later calls reject with `STORE_CLOSED`. */
+  /** Ends the connection (and a streaming provider's subscription); later calls reject with `STORE_CLOSED`. */
   async close() {
     this._native.close();
+    this.#credentials?.dispose();
   }
 }
 

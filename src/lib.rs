@@ -20,6 +20,7 @@ mod cluster;
 mod completion;
 mod config;
 mod connection;
+mod credentials;
 mod error;
 mod json_scan;
 mod keys;

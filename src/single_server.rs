@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::config::{RecordPolicy, RedisConfig};
 use crate::connection::{self, Link, LossWatch, Sign, Transport};
+use crate::credentials::ProviderHook;
 use crate::error::{StoreError, StoreResult};
 use crate::keys::KeyLayout;
 use crate::listing::Stale;
@@ -197,6 +198,7 @@ pub struct DirectServer {
     servername_pin: Option<Arc<PinnedHost>>,
     connect_timeout: Duration,
     heartbeat: Duration,
+    credentials: Option<ProviderHook>,
 }
 
 impl DirectServer {
@@ -229,6 +231,7 @@ impl DirectServer {
             servername_pin,
             connect_timeout: config.connect_timeout,
             heartbeat: config.heartbeat,
+            credentials: config.credentials.clone().map(ProviderHook),
         })
     }
 }
@@ -245,6 +248,9 @@ impl Transport for DirectServer {
             .set_push_sender(push_sender);
         if let Some(pin) = &self.servername_pin {
             config = config.set_dns_resolver(PinnedHostResolver(pin.clone()));
+        }
+        if let Some(credentials) = &self.credentials {
+            config = config.set_credentials_provider(credentials.clone());
         }
         let connection = self
             .client
