@@ -42,7 +42,7 @@ export declare class NativeMemoryStore {
  * [`Completer`]; arguments are checked on tokio, so a bad one rejects.
  */
 export declare class NativeRedisStore {
-  constructor(options: RedisOptions, log?: LogCallback | undefined | null, providerKind?: 'streaming' | 'async' | undefined | null, requestCredentials?: ((arg: number) => void) | undefined | null)
+  constructor(options: RedisOptions, log?: LogCallback | undefined | null, providerKind?: 'streaming' | 'async' | undefined | null, requestCredentials?: ((arg: number) => void) | undefined | null, credentialsFailed?: ((arg: string) => void) | undefined | null)
   get status(): string
   get excludedFields(): Array<string>
   get redactedUrl(): string

@@ -222,6 +222,7 @@ export interface Disposable {
 export interface StreamingCredentialsProvider {
   readonly type: 'streaming-credentials-provider';
   subscribe: (listener: StreamingCredentialsListener<BasicAuth>) => Promise<[BasicAuth, Disposable]>;
+  /** Called with each failure: `onError`, a rejected `subscribe`, an `AUTH` the server refused. */
   onReAuthenticationError?: ((error: Error) => void) | undefined;
 }
 

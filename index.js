@@ -575,6 +575,19 @@ class CredentialsBridge {
     this.#native?._provideCredentials(id, username ?? null, password);
   }
 
+  /**
+   * Every credentials failure, as the native side announces it (after its
+   * `[STORE]` warning): handed to the provider's `onReAuthenticationError`,
+   * as node-redis does.
+   */
+  failed = (message) => {
+    try {
+      this.#provider.onReAuthenticationError?.(new Error(message));
+    } catch {
+      // The app's handler failing must not break the store.
+    }
+  };
+
   /** Streaming provider: subscribe once; retried while it rejects. */
   start(nativeStore, kind) {
     this.#native = nativeStore;
@@ -624,7 +637,8 @@ class RedisStore extends StoreBase {
     const kind = construct(() => providerKind(credentialsProvider, nativeOptions));
     const bridge = kind === null ? undefined : new CredentialsBridge(credentialsProvider);
     const nativeStore = construct(
-      () => new native.NativeRedisStore(nativeOptions, log, kind, kind === 'async' ? bridge.request : null),
+      () =>
+        new native.NativeRedisStore(nativeOptions, log, kind, kind === 'async' ? bridge.request : null, bridge?.failed ?? null),
     );
     super(nativeStore, schema, log);
     bridge?.start(nativeStore, kind);

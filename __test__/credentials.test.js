@@ -8,7 +8,7 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 const { RedisStore } = require('..');
-const { startRedis, startCluster, conversation, pollUntil, captureLogger } = require('../test-support');
+const { startRedis, startCluster, startSentinels, conversation, pollUntil, captureLogger } = require('../test-support');
 
 const APP_ACL = ['on', '~*', '&*', '+@all'];
 
@@ -22,7 +22,8 @@ function streamingProvider(initial) {
       provider.listener = listener;
       return [initial, { dispose: () => { provider.disposed += 1; } }];
     },
-    onReAuthenticationError() {},
+    failures: [],
+    onReAuthenticationError: (error) => provider.failures.push(error.message),
     emit: (credentials) => provider.listener.onNext(credentials),
   };
   return provider;
@@ -197,6 +198,8 @@ describe('a streaming credentials provider, one server', () => {
       await pollUntil(() => linesAt('warn').some((line) => line.includes('re-authentication')), { what: 'the refused AUTH warning' });
       assert.ok(linesAt('warn').some((line) => line.includes('token endpoint unreachable')));
       assert.ok(linesAt('warn').every((line) => !line.includes('not-the-password')), 'no password in the logs');
+      assert.ok(provider.failures.some((message) => message.includes('token endpoint unreachable')), 'onReAuthenticationError: onError');
+      assert.ok(provider.failures.some((message) => /re-authentication .* failed .*WRONGPASS/.test(message)), 'onReAuthenticationError: AUTH refused');
       await store.set('refresh-1', conversation('refresh-1', 'refresh-user'));
       assert.equal((await store.get('refresh-1')).externalId, 'refresh-1');
       assert.deepEqual(await clientIds(server), before, 'the live connection survived');
@@ -208,6 +211,28 @@ describe('a streaming credentials provider, one server', () => {
     } finally {
       await store.close();
     }
+  });
+
+  it('retries a subscribe that rejects, and connects once it resolves', async () => {
+    await server.cli('ACL', 'SETUSER', 'app', 'reset', ...APP_ACL, '>late');
+    let attempts = 0;
+    const provider = streamingProvider({ username: 'app', password: 'late' });
+    const subscribe = provider.subscribe;
+    provider.subscribe = async (listener) => {
+      attempts += 1;
+      if (attempts === 1) throw new Error('identity service starting');
+      return subscribe(listener);
+    };
+    const { linesAt, logger } = captureLogger();
+    const store = new RedisStore({ url: server.url, allowPlaintext: true, credentialsProvider: provider, logger });
+    try {
+      await pollUntil(() => store.ping().then(() => true, () => false), { what: 'connected after the retry', timeoutMs: 15_000 });
+      assert.equal(attempts, 2);
+      assert.ok(linesAt('warn').some((line) => line.includes('identity service starting')));
+    } finally {
+      await store.close();
+    }
+    assert.equal(provider.disposed, 1);
   });
 });
 
@@ -324,6 +349,43 @@ describe('a streaming credentials provider, cluster', () => {
         },
         { what: 'the store reconnected every node with c2', retryErrors: true },
       );
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('a streaming credentials provider, Sentinel', () => {
+  let set;
+  before(async () => {
+    set = await startSentinels({ quick: true });
+  });
+  after(() => set?.stop());
+
+  it('authenticates the primary with the provider and re-authenticates it in place', async () => {
+    // The provider's credentials go to the data nodes; the sentinels keep the URLs' (none here).
+    await Promise.all(set.servers.map((server) => server.cli('ACL', 'SETUSER', 'app', ...APP_ACL, '>s1')));
+    const provider = streamingProvider({ username: 'app', password: 's1' });
+    const { linesAt, logger } = captureLogger();
+    const store = new RedisStore({
+      sentinels: set.sentinelUrls,
+      sentinelName: set.name,
+      allowPlaintext: true,
+      credentialsProvider: provider,
+      logger,
+    });
+    try {
+      await pollUntil(() => store.ping().then(() => true, () => false), { what: 'connected to the primary as app' });
+      const primary = await set.primary();
+      const before = await clientIds(primary);
+      assert.equal(before.length, 1);
+      const authsBefore = await authCalls(primary);
+      await Promise.all(set.servers.map((server) => server.cli('ACL', 'SETUSER', 'app', '>s2', '<s1')));
+      provider.emit({ username: 'app', password: 's2' });
+      await pollUntil(() => linesAt('info').some((line) => line.includes('re-authenticated')), { what: 're-authentication' });
+      await store.set('sentinel-rot', conversation('sentinel-rot', 'sentinel-user'));
+      assert.deepEqual(await clientIds(primary), before);
+      assert.equal(await authCalls(primary), authsBefore + 1);
     } finally {
       await store.close();
     }

@@ -211,6 +211,7 @@ impl NativeRedisStore {
         log: Option<LogCallback<'_>>,
         #[napi(ts_arg_type = "'streaming' | 'async' | undefined | null")] provider_kind: Option<String>,
         request_credentials: Option<Function<'_, u32, ()>>,
+        credentials_failed: Option<Function<'_, String, ()>>,
     ) -> napi::Result<Self, JsCode> {
         ensure_crypto_provider();
         let options: RedisOptions = options::read_options(Store::Redis, options)?.unwrap_or_default();
@@ -235,7 +236,20 @@ impl NativeRedisStore {
                 .into())
             }
         };
-        let credentials = kind.map(|kind| CredentialSource::new(kind, config.connect_timeout, logger.clone()));
+        let on_failure = match (&kind, credentials_failed) {
+            (Some(_), Some(callback)) => Some(
+                callback
+                    .build_threadsafe_function()
+                    .weak::<true>()
+                    .callee_handled::<false>()
+                    .max_queue_size::<64>()
+                    .build()
+                    .map_err(napi_failure)?,
+            ),
+            _ => None,
+        };
+        let credentials =
+            kind.map(|kind| CredentialSource::new(kind, config.connect_timeout, logger.clone(), on_failure));
         config.credentials = credentials.clone();
         let core = RedisStoreCore::start(config, logger)?;
         Ok(NativeRedisStore {

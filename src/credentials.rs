@@ -39,6 +39,10 @@ use crate::logger::Logger;
 /// `NativeRedisStore._provideCredentials` or `_credentialsFailed`.
 pub type RequestFunction = ThreadsafeFunction<u32, (), u32, Status, false, true, 64>;
 
+/// The JS side of a failure: `(message) => void` (index.js hands it to the
+/// provider's `onReAuthenticationError`).
+pub type FailureFunction = ThreadsafeFunction<String, (), String, Status, false, true, 64>;
+
 /// The user name AUTH needs when the provider gives only a password.
 const DEFAULT_USER: &str = "default";
 
@@ -63,6 +67,7 @@ pub struct CredentialSource {
     /// How long a new connection waits for credentials: the connect timeout.
     wait_limit: Duration,
     logger: Logger,
+    on_failure: Option<FailureFunction>,
 }
 
 impl std::fmt::Debug for CredentialSource {
@@ -76,7 +81,12 @@ impl std::fmt::Debug for CredentialSource {
 }
 
 impl CredentialSource {
-    pub fn new(kind: ProviderKind, wait_limit: Duration, logger: Logger) -> Arc<Self> {
+    pub fn new(
+        kind: ProviderKind,
+        wait_limit: Duration,
+        logger: Logger,
+        on_failure: Option<FailureFunction>,
+    ) -> Arc<Self> {
         Arc::new(CredentialSource {
             kind,
             latest: watch::Sender::new(None),
@@ -85,6 +95,7 @@ impl CredentialSource {
             handoff: Mutex::new(None),
             wait_limit,
             logger,
+            on_failure,
         })
     }
 
@@ -121,9 +132,15 @@ impl CredentialSource {
         }
     }
 
-    /// The one place a credentials failure is announced (a `[STORE]` warning).
+    /// The one place a credentials failure is announced: a `[STORE]`
+    /// warning, and the JS side's failure callback (the provider's
+    /// `onReAuthenticationError`).
     pub fn failed(&self, message: &str) {
         self.logger.warn(message);
+        if let Some(on_failure) = &self.on_failure {
+            // A full queue means JS is not keeping up: the warning above still went out.
+            let _ = on_failure.call(message.to_owned(), ThreadsafeFunctionCallMode::NonBlocking);
+        }
     }
 
     /// Each change of a streaming provider's credentials, starting from now.
