@@ -42,7 +42,7 @@ export declare class NativeMemoryStore {
  * [`Completer`]; arguments are checked on tokio, so a bad one rejects.
  */
 export declare class NativeRedisStore {
-  constructor(options: RedisOptions, log?: LogCallback | undefined | null, onEvent?: ((event: LinkEvent) => void) | undefined | null)
+  constructor(options: RedisOptions, log?: LogCallback | undefined | null, onEvent?: ((event: LinkEvent) => void) | undefined | null, providerKind?: 'streaming' | 'async' | undefined | null, requestCredentials?: ((arg: number) => void) | undefined | null, credentialsFailed?: ((arg: string) => void) | undefined | null)
   get status(): string
   get excludedFields(): Array<string>
   /** How long `ready()` waits before it rejects. */
@@ -74,6 +74,17 @@ export declare class NativeRedisStore {
   listByUserPairs(userId: string, options: ListOptions | undefined | null, limits: NativeCallLimits | undefined | null): Promise<Array<string>>
   ping(limits: NativeCallLimits | undefined | null): Promise<number>
   close(): void
+  /**
+   * @internal Credentials from the app's provider: the answer to
+   * `request`, or (`null`) a streaming provider's initial credentials or
+   * `onNext`. `index.js` has checked their types.
+   */
+  _provideCredentials(request: number | undefined | null, username: string | undefined | null, password: string): void
+  /**
+   * @internal The app's provider failed: the answer to `request`, or
+   * (`null`) a streaming provider's `onError` or a failed `subscribe`.
+   */
+  _credentialsFailed(request: number | undefined | null, message: string): void
   /**
    * @internal Rejects with `StoreError::samples()[index]` through the
    * store's completer (the asynchronous path of `__test__/errors.test.js`).
@@ -178,6 +189,10 @@ export interface RedisOptions {
   sentinelPassword?: string
   /** The name every connection gets with CLIENT SETNAME ('' = none). */
   connectionName?: string
+  /** Overrides the URL's user name (data nodes; sentinels too unless `sentinelPassword`). */
+  username?: string
+  /** Overrides the URL's password (data nodes; sentinels too unless `sentinelPassword`). */
+  password?: string
 }
 
 /**
@@ -199,6 +214,8 @@ export interface StoreEnv {
   REDIS_SENTINEL_NAME?: string
   REDIS_CONNECTION_NAME?: string
   REDIS_REQUIRED?: string
+  REDIS_USERNAME?: string
+  REDIS_PASSWORD?: string
 }
 
 /** One row of the option table, as `storeOptions()` hands it to JS. */

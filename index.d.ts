@@ -188,7 +188,59 @@ export interface RedisStoreOptions<T = StoredConversation> extends MemoryStoreOp
    * Default: the password in the sentinel URLs.
    */
   sentinelPassword?: string | undefined;
+  /**
+   * Redis ACL user name; overrides the one in the URL(s). Not with
+   * `credentialsProvider`. Default: the URL's user. Env: `REDIS_USERNAME`.
+   */
+  username?: string | undefined;
+  /**
+   * Password; overrides the one in the URL(s), and is redacted like it
+   * everywhere. Not with `credentialsProvider`. Default: the URL's password.
+   * Env: `REDIS_PASSWORD`.
+   */
+  password?: string | undefined;
+  /**
+   * Credentials that rotate, in the shapes `@redis/client` defines (an
+   * `@redis/entraid` provider is passed unchanged). An async provider is asked
+   * for every new connection; a streaming one is subscribed to once, and each
+   * `onNext` re-authenticates the live connections in place (every cluster
+   * node). `close()` disposes the subscription. Default: none.
+   */
+  credentialsProvider?: CredentialsProvider | undefined;
 }
+
+/** Credentials a provider gives: `username` defaults to the `default` user. */
+export interface BasicAuth {
+  username?: string | undefined;
+  password?: string | undefined;
+}
+
+/** `@redis/client`'s async provider: asked once per new connection. */
+export interface AsyncCredentialsProvider {
+  readonly type: 'async-credentials-provider';
+  credentials: () => Promise<BasicAuth>;
+}
+
+/** What a streaming provider calls with new credentials, or on a failed refresh. */
+export interface StreamingCredentialsListener<T> {
+  onNext: (credentials: T) => void;
+  onError: (error: Error) => void;
+}
+
+/** Ends a streaming provider's subscription. */
+export interface Disposable {
+  dispose: () => void;
+}
+
+/** `@redis/client`'s streaming provider: subscribed to once, pushes each rotation. */
+export interface StreamingCredentialsProvider {
+  readonly type: 'streaming-credentials-provider';
+  subscribe: (listener: StreamingCredentialsListener<BasicAuth>) => Promise<[BasicAuth, Disposable]>;
+  /** Called with each failure: `onError`, a rejected `subscribe`, an `AUTH` the server refused. */
+  onReAuthenticationError?: ((error: Error) => void) | undefined;
+}
+
+export type CredentialsProvider = AsyncCredentialsProvider | StreamingCredentialsProvider;
 
 /**
  * Per-call options, the last argument of every method (`listByUser` takes

@@ -470,6 +470,7 @@ class StoreBase extends EventEmitter {
     const drained = this.#inFlight === 0 ? Promise.resolve() : new Promise((resolve) => (this.#drained = resolve));
     this.#closed = drained.then(() => {
       this.#native.close();
+      this._closed();
       this.#ended = true;
       this.emit('end');
     });
@@ -488,6 +489,9 @@ class StoreBase extends EventEmitter {
 
   /** @internal Called once when closing starts (RedisStore rejects its ready() waiters). */
   _closing() {}
+
+  /** @internal Called once the connection has ended (RedisStore lets go of its credentials provider). */
+  _closed() {}
 
   /** @internal The connection's part of stats(). */
   _connectionStats() {
@@ -769,6 +773,125 @@ class StoreBase extends EventEmitter {
   }
 }
 
+const PROVIDER_KINDS = {
+  'streaming-credentials-provider': 'streaming',
+  'async-credentials-provider': 'async',
+};
+
+/** The kind of a node-redis credentials provider, or a configuration error. */
+function providerKind(provider, nativeOptions) {
+  if (provider === undefined || provider === null) return null;
+  const kind = PROVIDER_KINDS[provider?.type];
+  const method = kind === 'streaming' ? 'subscribe' : 'credentials';
+  if (kind === undefined || typeof provider[method] !== 'function') {
+    throw new StoreConfigError(
+      'STORE_INVALID_CONFIG',
+      "credentialsProvider must be { type: 'async-credentials-provider', credentials() } or " +
+        "{ type: 'streaming-credentials-provider', subscribe(listener) } (the @redis/client shapes)",
+    );
+  }
+  if (nativeOptions.username != null || nativeOptions.password != null) {
+    throw new StoreConfigError(
+      'STORE_INVALID_CONFIG',
+      'username/password and credentialsProvider cannot be used together: the provider supplies the credentials',
+    );
+  }
+  return kind;
+}
+
+function failureText(err) {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/**
+ * The bridge between the app's provider and the native store, which decides
+ * when credentials are needed and what to do with them (credentials.rs).
+ */
+class CredentialsBridge {
+  #provider;
+  #native;
+  #disposable;
+  #closed = false;
+
+  #onFailure;
+
+  constructor(provider, onFailure) {
+    this.#provider = provider;
+    this.#onFailure = onFailure;
+  }
+
+  /** Async provider: native asks (one request per new connection). */
+  request = (id) => {
+    Promise.resolve()
+      .then(() => this.#provider.credentials())
+      .then(
+        (credentials) => this.#deliver(id, credentials),
+        (err) => this.#native?._credentialsFailed(id, failureText(err)),
+      );
+  };
+
+  #deliver(id, credentials) {
+    const { username, password } = credentials ?? {};
+    if (typeof password !== 'string' || (username != null && typeof username !== 'string')) {
+      this.#native?._credentialsFailed(id, 'the provider gave no { username?: string, password: string }');
+      return;
+    }
+    this.#native?._provideCredentials(id, username ?? null, password);
+  }
+
+  /**
+   * Every credentials failure, as the native side announces it (after its
+   * `[STORE]` warning): handed to the provider's `onReAuthenticationError`,
+   * as node-redis does.
+   */
+  failed = (message) => {
+    try {
+      this.#provider.onReAuthenticationError?.(new Error(message));
+    } catch {
+      // The app's handler failing must not break the store.
+    }
+    this.#onFailure(message);
+  };
+
+  /** Streaming provider: subscribe once; retried while it rejects. */
+  start(nativeStore, kind) {
+    this.#native = nativeStore;
+    if (kind === 'streaming') this.#subscribe(1000);
+  }
+
+  #subscribe(retryMs) {
+    const listener = {
+      onNext: (credentials) => this.#deliver(null, credentials),
+      onError: (err) => this.#native._credentialsFailed(null, failureText(err)),
+    };
+    Promise.resolve()
+      .then(() => this.#provider.subscribe(listener))
+      .then(
+        ([initial, disposable]) => {
+          this.#disposable = disposable;
+          if (this.#closed) this.dispose();
+          else this.#deliver(null, initial);
+        },
+        (err) => {
+          if (this.#closed) return;
+          this.#native._credentialsFailed(null, `subscribe: ${failureText(err)} (retrying in ${retryMs} ms)`);
+          setTimeout(() => this.#closed || this.#subscribe(Math.min(retryMs * 2, 30_000)), retryMs).unref();
+        },
+      );
+  }
+
+  dispose() {
+    this.#closed = true;
+    const disposable = this.#disposable;
+    this.#disposable = undefined;
+    try {
+      disposable?.dispose();
+    } catch {
+      // The store is closing: a provider that fails to let go changes nothing here.
+    }
+  }
+}
+
 /** The Redis-backed store. */
 class RedisStore extends StoreBase {
   /** `ready()` calls waiting for the connection: `{ resolve, reject, timer }`. */
@@ -781,17 +904,36 @@ class RedisStore extends StoreBase {
    * so that once it resolves, that connection's 'ready' is behind it.
    */
   #readyEmitted = false;
+  /** The credentials provider's adapter, when one was given. */
+  #credentials;
 
   constructor(options) {
-    const { schema, logger, ...nativeOptions } = checkOptions(options, 'RedisStore');
+    const { schema, logger, credentialsProvider, ...nativeOptions } = checkOptions(options, 'RedisStore');
     const log = makeLog(logger);
     // Events come from tokio through a weak threadsafe function; it holds the
     // store weakly, so an abandoned store can still be collected (and closed).
     const relay = { store: undefined };
     const onEvent = (event) => relay.store?.deref()?.#onLinkEvent(event);
-    const nativeStore = construct(() => new native.NativeRedisStore(nativeOptions, log, onEvent));
+    const kind = construct(() => providerKind(credentialsProvider, nativeOptions));
+    const bridge =
+      kind === null
+        ? undefined
+        : new CredentialsBridge(credentialsProvider, (message) => relay.store?.deref()?.#onCredentialsFailed(message));
+    const nativeStore = construct(
+      () =>
+        new native.NativeRedisStore(
+          nativeOptions,
+          log,
+          onEvent,
+          kind,
+          kind === 'async' ? bridge.request : null,
+          bridge?.failed ?? null,
+        ),
+    );
     super(nativeStore, schema, log, nativeStore.redactedUrl);
     relay.store = new WeakRef(this);
+    bridge?.start(nativeStore, kind);
+    this.#credentials = bridge;
   }
 
   /** `connecting` | `ready` | `reconnecting` | `closed`, read synchronously. */
@@ -882,6 +1024,21 @@ class RedisStore extends StoreBase {
   /** @internal */
   _connectionStats() {
     return this._native.linkStats();
+  }
+
+  /**
+   * A credentials failure (the provider failed, or the server refused a
+   * re-AUTH): the store serves on with its connections; operators hear it as
+   * an 'error' (STORE_AUTH), never thrown without a listener.
+   */
+  #onCredentialsFailed(message) {
+    if (this._hasEnded || this.listenerCount('error') === 0) return;
+    this.emit('error', new RedisError('STORE_AUTH', `credentials: ${message}`));
+  }
+
+  /** @internal The connection has ended: a streaming provider's subscription goes too. */
+  _closed() {
+    this.#credentials?.dispose();
   }
 }
 

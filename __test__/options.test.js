@@ -196,9 +196,10 @@ describe('unknown options are refused', () => {
   // Refused at construction: no connection is ever attempted to this URL.
   const url = 'rediss://127.0.0.1:1';
 
-  it('RedisStore: username and password are refused, pointing at the URL', () => {
-    refuses(() => new RedisStore({ url, username: 'app', password: 'p1', logger: null }), /"username"/, /credentials go in the url/);
-    refuses(() => new RedisStore({ url, password: 'p1', logger: null }), /"password"/, /rediss:\/\/user:password@host/);
+  it('RedisStore: user and credentials point at username and credentialsProvider; MemoryStore refuses password', () => {
+    refuses(() => new RedisStore({ url, user: 'app', logger: null }), /"user": did you mean "username"\?/);
+    refuses(() => new RedisStore({ url, credentials: {}, logger: null }), /did you mean "credentialsProvider"\?/);
+    refuses(() => new MemoryStore({ password: 'p1', logger: null }), /MemoryStore does not take the option "password": only RedisStore does/);
   });
 
   const suggestions = [
@@ -269,6 +270,6 @@ describe('unknown options are refused', () => {
     refuses(() => createConversationStore({}, { ttl: 60, logger: null }), /unknown MemoryStore option "ttl": did you mean "ttlSeconds"\?/);
     refuses(() => createConversationStore({}, { commandTimeout: 60, logger: null }), /did you mean "commandTimeoutMs"\?/);
     refuses(() => createConversationStore({ REDIS_URL: url }, { keyprefix: 'app:', logger: null }), /unknown RedisStore option "keyprefix": did you mean "keyPrefix"\?/);
-    refuses(() => createConversationStore({ REDIS_URL: url }, { password: 'p1', logger: null }), /credentials go in the url/);
+    refuses(() => createConversationStore({ REDIS_URL: url }, { user: 'app', logger: null }), /did you mean "username"\?/);
   });
 });

@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use crate::completion::{self, Completer, Counted, JsText, Outcome};
 use crate::config::{self, CommonOptions, RedisConfig, RedisOptions, StoreEnv};
 use crate::connection;
+use crate::credentials::{CredentialSource, ProviderKind};
 use crate::error::{napi_failure, JsCode, JsError, StoreError, StoreResult};
 use crate::events::{EventSink, LinkEvent};
 use crate::logger::Logger;
@@ -205,6 +206,7 @@ type Limits<'a> = Option<ClassInstance<'a, NativeCallLimits>>;
 #[napi]
 pub struct NativeRedisStore {
     core: Arc<RedisStoreCore>,
+    credentials: Option<Arc<CredentialSource>>,
     completer: Completer,
     _live: Counted,
 }
@@ -235,12 +237,51 @@ impl NativeRedisStore {
         #[napi(ts_arg_type = "RedisOptions")] options: Unknown<'_>,
         log: Option<LogCallback<'_>>,
         #[napi(ts_arg_type = "((event: LinkEvent) => void) | undefined | null")] on_event: Option<EventCallback<'_>>,
+        #[napi(ts_arg_type = "'streaming' | 'async' | undefined | null")] provider_kind: Option<String>,
+        request_credentials: Option<Function<'_, u32, ()>>,
+        credentials_failed: Option<Function<'_, String, ()>>,
     ) -> napi::Result<Self, JsCode> {
         ensure_crypto_provider();
         let options: RedisOptions = options::read_options(Store::Redis, options)?.unwrap_or_default();
-        let config = RedisConfig::from_options(options)?;
-        let core = RedisStoreCore::start(config, logger_from(log)?, events_from(on_event)?)?;
+        let mut config = RedisConfig::from_options(options)?;
+        let logger = logger_from(log)?;
+        let kind = match (provider_kind.as_deref(), request_credentials) {
+            (None, _) => None,
+            (Some("streaming"), _) => Some(ProviderKind::Streaming),
+            (Some("async"), Some(request)) => Some(ProviderKind::Async(
+                request
+                    .build_threadsafe_function()
+                    .weak::<true>()
+                    .callee_handled::<false>()
+                    .max_queue_size::<64>()
+                    .build()
+                    .map_err(napi_failure)?,
+            )),
+            (Some(other), _) => {
+                return Err(StoreError::Config(format!(
+                    "credentials provider kind {other:?} needs 'streaming', or 'async' with a request function"
+                ))
+                .into())
+            }
+        };
+        let on_failure = match (&kind, credentials_failed) {
+            (Some(_), Some(callback)) => Some(
+                callback
+                    .build_threadsafe_function()
+                    .weak::<true>()
+                    .callee_handled::<false>()
+                    .max_queue_size::<64>()
+                    .build()
+                    .map_err(napi_failure)?,
+            ),
+            _ => None,
+        };
+        let credentials =
+            kind.map(|kind| CredentialSource::new(kind, config.connect_timeout, logger.clone(), on_failure));
+        config.credentials = credentials.clone();
+        let core = RedisStoreCore::start(config, logger, events_from(on_event)?)?;
         Ok(NativeRedisStore {
+            credentials,
             core: Arc::new(core),
             completer: Completer::new(&env).map_err(napi_failure)?,
             _live: Counted::new(&LIVE_REDIS_STORES),
@@ -399,6 +440,25 @@ impl NativeRedisStore {
     #[napi]
     pub fn close(&self) {
         self.core.close();
+    }
+
+    /// @internal Credentials from the app's provider: the answer to
+    /// `request`, or (`null`) a streaming provider's initial credentials or
+    /// `onNext`. `index.js` has checked their types.
+    #[napi(js_name = "_provideCredentials")]
+    pub fn provide_credentials(&self, request: Option<u32>, username: Option<String>, password: String) {
+        if let Some(source) = &self.credentials {
+            source.provide(request, username, password);
+        }
+    }
+
+    /// @internal The app's provider failed: the answer to `request`, or
+    /// (`null`) a streaming provider's `onError` or a failed `subscribe`.
+    #[napi(js_name = "_credentialsFailed")]
+    pub fn credentials_failed(&self, request: Option<u32>, message: String) {
+        if let Some(source) = &self.credentials {
+            source.provider_failed(request, message);
+        }
     }
 
     /// @internal Rejects with `StoreError::samples()[index]` through the

@@ -33,12 +33,15 @@
 use std::future::Future;
 use std::time::Duration;
 
+use redis::auth::BasicAuth;
 use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
 use tokio::sync::Notify;
 
 use crate::config::{RecordPolicy, RedisConfig};
 use crate::connection::{self, Link, LossWatch, Sign, Transport};
+use crate::credentials::ProviderHook;
 use crate::error::{StoreError, StoreResult};
 use crate::events::EventSink;
 use crate::keys::KeyLayout;
@@ -79,6 +82,10 @@ impl Cluster {
             .max_retry_wait(CLUSTER_MAX_RETRY_WAIT_MS);
         if let Some(tls) = &config.tls {
             builder = builder.certs(connection::tls_certificates(tls));
+        }
+        if let Some(credentials) = &config.credentials {
+            // Every node's new connection asks it (see credentials.rs).
+            builder = builder.set_credentials_provider(ProviderHook(credentials.clone()));
         }
         let client = builder
             .build()
@@ -318,6 +325,41 @@ impl Transport for ClusterNodes {
                 command_timeout: self.command_timeout,
             },
         ))
+    }
+
+    /// AUTH on every node's connection; fails naming the nodes that refused.
+    async fn reauthenticate(&self, mut connection: ClusterConnection, auth: BasicAuth) -> redis::RedisResult<()> {
+        let mut command = redis::cmd("AUTH");
+        command.arg(auth.username()).arg(auth.password());
+        let routing = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllNodes, None));
+        let replies = connection.route_command(command, routing).await?;
+        let refused: Vec<String> = match replies {
+            // Without a response policy, each node's reply comes keyed by its address.
+            redis::Value::Map(replies) => replies
+                .into_iter()
+                .filter_map(|(node, reply)| match reply {
+                    redis::Value::ServerError(error) => Some(format!(
+                        "{}: {}",
+                        String::from_utf8_lossy(match &node {
+                            redis::Value::BulkString(bytes) => bytes,
+                            _ => &[],
+                        }),
+                        error.details().unwrap_or(error.code())
+                    )),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        };
+        if refused.is_empty() {
+            Ok(())
+        } else {
+            Err(redis::RedisError::from((
+                redis::ErrorKind::AuthenticationFailed,
+                "AUTH refused",
+                refused.join("; "),
+            )))
+        }
     }
 }
 

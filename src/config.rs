@@ -81,6 +81,10 @@ pub struct RedisOptions {
     pub sentinel_password: Option<String>,
     /// The name every connection gets with CLIENT SETNAME ('' = none).
     pub connection_name: Option<String>,
+    /// Overrides the URL's user name (data nodes; sentinels too unless `sentinelPassword`).
+    pub username: Option<String>,
+    /// Overrides the URL's password (data nodes; sentinels too unless `sentinelPassword`).
+    pub password: Option<String>,
 }
 
 /// What both stores need to know about records and their lifetime.
@@ -214,10 +218,14 @@ pub struct RedisConfig {
     pub heartbeat: Duration,
     /// Given to every connection with `CLIENT SETNAME`; empty: none is sent.
     pub connection_name: String,
+    /// The app's `credentialsProvider`, when it gave one: it supplies the
+    /// data nodes' credentials in place of the URL's (`credentials.rs`).
+    pub credentials: Option<std::sync::Arc<crate::credentials::CredentialSource>>,
 }
 
 impl RedisConfig {
-    pub fn from_options(options: RedisOptions) -> StoreResult<Self> {
+    pub fn from_options(mut options: RedisOptions) -> StoreResult<Self> {
+        apply_user_info(&mut options)?;
         let allow_plaintext = options.allow_plaintext.unwrap_or(false);
         let sentinel = sentinel_choice(
             options.url.is_some(),
@@ -375,6 +383,7 @@ impl RedisConfig {
                 3_600_000,
             )?),
             connection_name,
+            credentials: None,
         })
     }
 }
@@ -392,6 +401,54 @@ fn checked_connection_name(name: Option<String>) -> StoreResult<String> {
         )));
     }
     Ok(name)
+}
+
+/// Writes the `username`/`password` options into every URL that carries the
+/// data nodes' credentials, so that the rest of the configuration (and the
+/// redaction of the password) treats them as the URL's own.
+fn apply_user_info(options: &mut RedisOptions) -> StoreResult<()> {
+    let (username, password) = (options.username.take(), options.password.take());
+    if username.is_none() && password.is_none() {
+        return Ok(());
+    }
+    if username
+        .as_deref()
+        .is_some_and(|name| name.is_empty() || name.contains(char::is_whitespace))
+    {
+        return Err(config_error(
+            "username must be a user name (not empty, no spaces)".to_owned(),
+        ));
+    }
+    let rewrite = |url: &mut String| -> StoreResult<()> {
+        // A URL that does not parse is refused later, with its label.
+        let Some(mut parsed) = redis::parse_redis_url(url) else {
+            return Ok(());
+        };
+        let user_set = match &username {
+            Some(name) => parsed.set_username(name).is_ok(),
+            None => true,
+        };
+        let password_set = match &password {
+            Some(secret) => parsed.set_password(Some(secret)).is_ok(),
+            None => true,
+        };
+        if !(user_set && password_set) {
+            return Err(config_error(
+                "username/password cannot be applied to the url (it has no host)".to_owned(),
+            ));
+        }
+        *url = parsed.to_string();
+        Ok(())
+    };
+    for url in options
+        .url
+        .iter_mut()
+        .chain(options.cluster_nodes.iter_mut().flatten())
+        .chain(options.sentinels.iter_mut().flatten())
+    {
+        rewrite(url)?;
+    }
+    Ok(())
 }
 
 fn extra_seeds(count: usize) -> String {
@@ -622,6 +679,10 @@ pub struct StoreEnv {
     pub redis_connection_name: Option<String>,
     #[napi(js_name = "REDIS_REQUIRED")]
     pub redis_required: Option<String>,
+    #[napi(js_name = "REDIS_USERNAME")]
+    pub redis_username: Option<String>,
+    #[napi(js_name = "REDIS_PASSWORD")]
+    pub redis_password: Option<String>,
 }
 
 /// Reads the environment into store options, naming the variable in every
@@ -647,6 +708,8 @@ pub fn options_from_env(env: StoreEnv) -> StoreResult<RedisOptions> {
             key_prefix: env.redis_key_prefix.clone(),
             allow_plaintext: Some(allow_plaintext),
             connection_name: present(env.redis_connection_name.clone()),
+            username: present(env.redis_username.clone()),
+            password: present(env.redis_password.clone()),
             ..RedisOptions::default()
         })
     };
@@ -768,6 +831,56 @@ mod tests {
         assert!(!config.redacted_url.contains("s3cret"), "{}", config.redacted_url);
         assert!(config.redacted_url.contains("***"));
         assert!(config.tls.is_some());
+    }
+
+    #[test]
+    fn username_and_password_override_the_url_and_are_redacted() {
+        let config = RedisConfig::from_options(RedisOptions {
+            username: Some("app".to_owned()),
+            password: Some("p@ss:w/rd".to_owned()),
+            ..options("rediss://old:oldpw@cache.example:6380")
+        })
+        .unwrap();
+        assert_eq!(config.redacted_url, "rediss://app:***@cache.example:6380");
+        let TopologyConfig::SingleServer { url, .. } = &config.topology else {
+            panic!("{:?}", config.topology)
+        };
+        let info = redis::IntoConnectionInfo::into_connection_info(url.as_str()).unwrap();
+        assert_eq!(info.redis_settings().username(), Some("app"));
+        assert_eq!(info.redis_settings().password(), Some("p@ss:w/rd"));
+        let cluster = RedisConfig::from_options(RedisOptions {
+            password: Some("s3cret".to_owned()),
+            cluster: Some(true),
+            cluster_nodes: Some(vec!["rediss://b:7001".to_owned()]),
+            ..options("rediss://a:7000")
+        })
+        .unwrap();
+        assert_eq!(
+            cluster.topology,
+            TopologyConfig::Cluster {
+                seeds: vec![
+                    "rediss://:s3cret@a:7000".to_owned(),
+                    "rediss://:s3cret@b:7001".to_owned()
+                ],
+            }
+        );
+        assert!(!cluster.redacted_url.contains("s3cret"));
+        let from_env = options_from_env(StoreEnv {
+            redis_url: Some("rediss://h".into()),
+            redis_username: Some("app".into()),
+            redis_password: Some("pw".into()),
+            ..StoreEnv::default()
+        })
+        .unwrap();
+        assert_eq!(
+            (from_env.username.as_deref(), from_env.password.as_deref()),
+            (Some("app"), Some("pw"))
+        );
+        assert!(RedisConfig::from_options(RedisOptions {
+            username: Some("two words".to_owned()),
+            ..options("rediss://h")
+        })
+        .is_err());
     }
 
     #[test]

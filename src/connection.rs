@@ -26,10 +26,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionLike;
+use redis::auth::BasicAuth;
 use redis::{ConnectionInfo, IntoConnectionInfo, ProtocolVersion, Script};
 use tokio::sync::{watch, Notify};
 
-use crate::config::{RedisConfig, TlsMaterial};
+use crate::config::{Backoff, RedisConfig, TlsMaterial};
+use crate::credentials::CredentialSource;
 use crate::error::{self, StoreError, StoreResult};
 use crate::events::{self, EventSink};
 use crate::logger::Logger;
@@ -65,6 +67,23 @@ pub trait Transport: Send + Sync + 'static {
     /// Never, by default: the backoff runs its course.
     fn worth_retrying(&self) -> impl Future<Output = ()> + Send {
         std::future::pending()
+    }
+
+    /// Authenticates the live `connection` again, in place, with rotated
+    /// credentials: AUTH on a multiplexed connection is an ordinary command,
+    /// queued between the calls already in flight.
+    fn reauthenticate(
+        &self,
+        mut connection: Self::Connection,
+        auth: BasicAuth,
+    ) -> impl Future<Output = redis::RedisResult<()>> + Send {
+        async move {
+            redis::cmd("AUTH")
+                .arg(auth.username())
+                .arg(auth.password())
+                .query_async::<()>(&mut connection)
+                .await
+        }
     }
 }
 
@@ -104,6 +123,7 @@ struct LinkInner<T: Transport> {
     /// Loaded on every new connection, before it serves, so that calls never
     /// pay (or reorder behind) a NOSCRIPT retry after a server restart.
     scripts: Vec<Script>,
+    backoff: Backoff,
 }
 
 /// The connection's part of `stats()`.
@@ -151,6 +171,7 @@ impl<T: Transport> Link<T> {
                 logger,
                 events,
                 scripts,
+                backoff: config.backoff,
             }),
         };
         link.inner
@@ -158,7 +179,74 @@ impl<T: Transport> Link<T> {
             .info(format!("connecting to {}", link.inner.redacted_url));
         let supervisor = link.clone();
         napi::bindgen_prelude::spawn(async move { supervisor.supervise().await });
+        if let Some(source) = config.credentials.clone().filter(|source| source.is_streaming()) {
+            let keeper = link.clone();
+            napi::bindgen_prelude::spawn(async move { keeper.keep_authenticated(source).await });
+        }
         link
+    }
+
+    /// Follows a streaming provider: each time its credentials change, the
+    /// live connection (every node's, on a cluster) is authenticated again in
+    /// place. A refusal leaves the connection as it was (still authenticated
+    /// with the previous credentials) and is retried with the reconnection
+    /// backoff until it succeeds or newer credentials arrive. Connections made
+    /// later take the newest credentials themselves (`credentials.rs`).
+    async fn keep_authenticated(self, source: Arc<CredentialSource>) {
+        let mut updates = source.updates();
+        // The first credentials are the handshake's, not a rotation.
+        let _ = self.unless_closed(updates.wait_for(Option::is_some)).await;
+        updates.borrow_and_update();
+        while let Some(Ok(())) = self.unless_closed(updates.changed()).await {
+            let mut attempt = 0;
+            loop {
+                let Some(auth) = updates.borrow_and_update().clone() else {
+                    break;
+                };
+                let Some(connection) = self.inner.state.borrow().connection.clone() else {
+                    // Nothing live: the next connection authenticates with these.
+                    break;
+                };
+                let reauthenticated = tokio::time::timeout(
+                    self.inner.command_timeout,
+                    self.inner.transport.reauthenticate(connection, auth.clone()),
+                );
+                let failure = match self.unless_closed(reauthenticated).await {
+                    None => return,
+                    Some(Ok(Ok(()))) => {
+                        self.inner.logger.info(format!(
+                            "re-authenticated the connection to {} in place as user {:?} (rotated credentials)",
+                            self.inner.redacted_url,
+                            auth.username()
+                        ));
+                        break;
+                    }
+                    Some(Ok(Err(err))) => StoreError::from_redis(&err, "AUTH").to_string(),
+                    Some(Err(_)) => format!(
+                        "AUTH: no reply within {} ms (command timeout)",
+                        self.inner.command_timeout.as_millis()
+                    ),
+                };
+                attempt += 1;
+                let delay = self.inner.backoff.delay(attempt, jitter());
+                source.failed(&format!(
+                    "re-authentication of the connection to {} as user {:?} failed ({failure}); it keeps serving \
+                     with the credentials it has; retrying in {} ms",
+                    self.inner.redacted_url,
+                    auth.username(),
+                    delay.as_millis()
+                ));
+                let newer = async {
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = updates.changed() => {}
+                    }
+                };
+                if self.unless_closed(newer).await.is_none() {
+                    return;
+                }
+            }
+        }
     }
 
     pub fn status(&self) -> Status {

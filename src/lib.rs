@@ -20,6 +20,7 @@ mod cluster;
 mod completion;
 mod config;
 mod connection;
+mod credentials;
 mod error;
 mod events;
 mod json_scan;

@@ -179,6 +179,15 @@ pub const STORE_OPTIONS: &[OptionSpec] = &[
         REDIS,
         Documented::Words("the password in the sentinel URLs"),
     ),
+    from_env(
+        option("username", REDIS, Documented::Words("the URL's user")),
+        "REDIS_USERNAME",
+    ),
+    from_env(
+        option("password", REDIS, Documented::Words("the URL's password")),
+        "REDIS_PASSWORD",
+    ),
+    in_js(option("credentialsProvider", REDIS, Documented::Words("none"))),
     option(
         "reconnectMinDelayMs",
         REDIS,
@@ -225,14 +234,8 @@ const ALIASES: &[(&str, Hint)] = &[
     ("rootNodes", Hint::Option("clusterNodes")),
     ("name", Hint::Option("sentinelName")),
     ("clientName", Hint::Option("connectionName")),
-    (
-        "username",
-        Hint::Advice("credentials go in the url: rediss://user:password@host:6380"),
-    ),
-    (
-        "password",
-        Hint::Advice("credentials go in the url: rediss://user:password@host:6380 (or rediss://:password@host:6380)"),
-    ),
+    ("user", Hint::Option("username")),
+    ("credentials", Hint::Option("credentialsProvider")),
     ("host", Hint::Advice(IN_THE_URL)),
     ("port", Hint::Advice(IN_THE_URL)),
     ("db", Hint::Advice(IN_THE_URL)),
@@ -485,11 +488,11 @@ mod tests {
     }
 
     #[test]
-    fn credentials_point_at_the_url() {
-        for name in ["username", "password"] {
-            let message = refused(Store::Redis, name);
-            assert!(message.contains("credentials go in the url"), "{message}");
-        }
+    fn credentials_are_redis_options() {
+        let message = refused(Store::Memory, "password");
+        assert!(message.contains("only RedisStore does"), "{message}");
+        let message = refused(Store::Redis, "credentials");
+        assert!(message.contains("did you mean \"credentialsProvider\"?"), "{message}");
     }
 
     #[test]

@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::config::RedisConfig;
 use crate::connection::{self, LossWatch, Sign, Transport};
+use crate::credentials::ProviderHook;
 use crate::error::{StoreError, StoreResult};
 use crate::logger::Logger;
 
@@ -52,6 +53,8 @@ pub struct SentinelServer {
     /// `connectionName`, also given to the lasting subscription connection.
     connection_name: String,
     logger: Logger,
+    /// The app's credentials provider, for the data nodes (not the sentinels).
+    credentials: Option<ProviderHook>,
 }
 
 impl SentinelServer {
@@ -89,6 +92,7 @@ impl SentinelServer {
             first: Mutex::new(0),
             last_named: Mutex::new(None),
             connect_timeout: config.connect_timeout,
+            credentials: config.credentials.clone().map(ProviderHook),
             heartbeat: config.heartbeat,
             connection_name: config.connection_name.clone(),
             logger,
@@ -179,6 +183,10 @@ impl SentinelServer {
             .set_connection_timeout(Some(self.connect_timeout))
             .set_response_timeout(None)
             .set_push_sender(pushes);
+        let config = match &self.credentials {
+            Some(credentials) => config.set_credentials_provider(credentials.clone()),
+            None => config,
+        };
         let mut primary = client.get_multiplexed_async_connection_with_config(&config).await?;
         match role(&mut primary).await? {
             role if role == "master" => Ok(primary),

@@ -15,6 +15,7 @@ use tokio::sync::{mpsc, Notify};
 
 use crate::config::{RecordPolicy, RedisConfig};
 use crate::connection::{self, Link, LossWatch, Sign, Transport};
+use crate::credentials::ProviderHook;
 use crate::error::{StoreError, StoreResult};
 use crate::events::EventSink;
 use crate::keys::KeyLayout;
@@ -198,6 +199,7 @@ pub struct DirectServer {
     servername_pin: Option<Arc<PinnedHost>>,
     connect_timeout: Duration,
     heartbeat: Duration,
+    credentials: Option<ProviderHook>,
 }
 
 impl DirectServer {
@@ -230,6 +232,7 @@ impl DirectServer {
             servername_pin,
             connect_timeout: config.connect_timeout,
             heartbeat: config.heartbeat,
+            credentials: config.credentials.clone().map(ProviderHook),
         })
     }
 }
@@ -246,6 +249,9 @@ impl Transport for DirectServer {
             .set_push_sender(push_sender);
         if let Some(pin) = &self.servername_pin {
             config = config.set_dns_resolver(PinnedHostResolver(pin.clone()));
+        }
+        if let Some(credentials) = &self.credentials {
+            config = config.set_credentials_provider(credentials.clone());
         }
         let connection = self
             .client
