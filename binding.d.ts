@@ -148,6 +148,10 @@ export interface RedisOptions {
   sentinelName?: string
   /** The sentinels' password, when it differs from the data nodes' ('' = none). */
   sentinelPassword?: string
+  /** Replicas that must acknowledge each write (`WAIT`) before it resolves. */
+  waitReplicas?: number
+  /** How long `WAIT` may take, in ms (default: half of `commandTimeoutMs`). */
+  waitTimeoutMs?: number
 }
 
 /**
@@ -167,6 +171,8 @@ export interface StoreEnv {
   REDIS_CLUSTER?: string
   REDIS_SENTINELS?: string
   REDIS_SENTINEL_NAME?: string
+  REDIS_WAIT_REPLICAS?: string
+  REDIS_WAIT_TIMEOUT?: string
 }
 
 /** One row of the option table, as `storeOptions()` hands it to JS. */

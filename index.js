@@ -77,6 +77,7 @@ const ERROR_CLASS_BY_CODE = new Map([
   ['STORE_REPLY', RedisError],
   ['STORE_CLOSED', RedisError],
   ['STORE_CONFLICT', StoreConflictError],
+  ['STORE_NOT_REPLICATED', RedisError],
 ]);
 
 /**

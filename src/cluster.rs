@@ -43,6 +43,7 @@ use crate::keys::KeyLayout;
 use crate::listing::Stale;
 use crate::logger::Logger;
 use crate::record::{self, Precondition, PreparedRecord};
+use crate::replication::{self, Replication};
 use crate::scripts;
 use crate::topology::Topology;
 
@@ -54,6 +55,7 @@ pub struct Cluster {
     link: Link<ClusterNodes>,
     keys: KeyLayout,
     policy: RecordPolicy,
+    replication: Replication,
 }
 
 impl Cluster {
@@ -83,7 +85,27 @@ impl Cluster {
             link: Link::start(ClusterNodes { client }, config, logger, scripts::cluster()),
             keys: config.keys.clone(),
             policy: config.policy.clone(),
+            replication: Replication::new(config.replica_ack),
         })
+    }
+
+    /// One write step on the node that owns its keys; with `waitReplicas`,
+    /// `WAIT` rides in the same pipeline, so it goes to that node (a `WAIT`
+    /// sent alone would be routed to every primary).
+    async fn write_step<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        step: redis::Pipeline,
+        script: Option<&redis::Script>,
+    ) -> StoreResult<T> {
+        let (value, confirmation) = self
+            .link
+            .run(what, |mut connection| async move {
+                self.replication.send(&mut connection, &step, script).await
+            })
+            .await?;
+        self.replication.confirm(what, confirmation, self.link.logger())?;
+        Ok(value)
     }
 
     /// Steps 2 and 3 of `set`, once the record is written: the id into its
@@ -96,19 +118,17 @@ impl Cluster {
         previous_owner: Option<String>,
     ) -> StoreResult<()> {
         let index = self.keys.user_index(user_id);
-        let index_ttl = self.policy.index_ttl_seconds();
-        self.link
-            .run(&format!("ZADD {index}"), |mut connection| async move {
-                redis::pipe()
-                    .atomic()
-                    .zadd(&index, id, score)
-                    .ignore()
-                    .expire(&index, index_ttl as i64)
-                    .ignore()
-                    .query_async::<()>(&mut connection)
-                    .await
-            })
-            .await?;
+        let mut step = redis::pipe();
+        step.cmd("MULTI")
+            .cmd("ZADD")
+            .arg(&index)
+            .arg(score)
+            .arg(id)
+            .cmd("EXPIRE")
+            .arg(&index)
+            .arg(self.policy.index_ttl_seconds())
+            .cmd("EXEC");
+        self.write_step::<()>(&format!("ZADD {index}"), step, None).await?;
         match previous_owner.filter(|owner| owner != user_id) {
             Some(previous) => self.remove_from_index(&self.keys.user_index(&previous), id).await,
             None => Ok(()),
@@ -116,14 +136,20 @@ impl Cluster {
     }
 
     async fn remove_from_index(&self, index: &str, id: &str) -> StoreResult<()> {
-        self.link
-            .run(&format!("ZREM {index}"), |mut connection| async move {
-                redis::cmd("ZREM")
-                    .arg(index)
-                    .arg(id)
-                    .query_async::<i64>(&mut connection)
-                    .await
-            })
+        let mut step = redis::pipe();
+        step.cmd("ZREM").arg(index).arg(id);
+        self.write_step::<i64>(&format!("ZREM {index}"), step, None).await?;
+        Ok(())
+    }
+
+    /// Removes `id` from `index` only while its score is still `score`.
+    async fn remove_entry_if_score(&self, index: &str, id: &str, score: f64) -> StoreResult<()> {
+        let mut step = redis::pipe();
+        step.add_command(replication::evalsha(&scripts::REMOVE_IF_SCORE_SCRIPT, 1))
+            .arg(index)
+            .arg(id)
+            .arg(score);
+        self.write_step::<i64>(&format!("ZREM {index}"), step, Some(&scripts::REMOVE_IF_SCORE_SCRIPT))
             .await?;
         Ok(())
     }
@@ -180,17 +206,13 @@ impl Topology for Cluster {
     async fn set(&self, id: &str, record: PreparedRecord) -> StoreResult<()> {
         let key = self.keys.record(id);
         let ttl = self.policy.ttl_seconds;
-        let json = &record.json;
+        let mut step = redis::pipe();
+        step.add_command(replication::evalsha(&scripts::CLUSTER_SET_RECORD_SCRIPT, 1))
+            .arg(&key)
+            .arg(&record.json)
+            .arg(ttl);
         let previous_owner: Option<String> = self
-            .link
-            .run(&format!("SET {key}"), |mut connection| async move {
-                scripts::CLUSTER_SET_RECORD_SCRIPT
-                    .key(&key)
-                    .arg(json)
-                    .arg(ttl)
-                    .invoke_async(&mut connection)
-                    .await
-            })
+            .write_step(&format!("SET {key}"), step, Some(&scripts::CLUSTER_SET_RECORD_SCRIPT))
             .await?;
         self.index_written(id, &record.user_id, record.score, previous_owner)
             .await
@@ -202,23 +224,27 @@ impl Topology for Cluster {
         let key = self.keys.record(id);
         let ttl = self.policy.ttl_seconds;
         let (mode, expected) = precondition.script_args();
-        let json = &record.json;
-        let (status, previous_owner, updated_at): (i64, String, String) = self
+        let what = format!("SET {key} (ifUpdatedAt)");
+        let mut step = redis::pipe();
+        step.add_command(replication::evalsha(&scripts::CLUSTER_SET_RECORD_IF_SCRIPT, 1))
+            .arg(&key)
+            .arg(&record.json)
+            .arg(ttl)
+            .arg(mode)
+            .arg(expected);
+        let ((status, previous_owner, updated_at), confirmation): ((i64, String, String), _) = self
             .link
-            .run(&format!("SET {key} (ifUpdatedAt)"), |mut connection| async move {
-                scripts::CLUSTER_SET_RECORD_IF_SCRIPT
-                    .key(&key)
-                    .arg(json)
-                    .arg(ttl)
-                    .arg(mode)
-                    .arg(expected)
-                    .invoke_async(&mut connection)
+            .run(&what, |mut connection| async move {
+                self.replication
+                    .send(&mut connection, &step, Some(&scripts::CLUSTER_SET_RECORD_IF_SCRIPT))
                     .await
             })
             .await?;
+        // Refused: nothing was written, so there is nothing to confirm.
         if status != 1 {
             return Err(precondition.conflict(id, &Precondition::found_from_script(status, updated_at)));
         }
+        self.replication.confirm(&what, confirmation, self.link.logger())?;
         let previous_owner = Some(previous_owner).filter(|owner| !owner.is_empty());
         self.index_written(id, &record.user_id, record.score, previous_owner)
             .await
@@ -226,12 +252,9 @@ impl Topology for Cluster {
 
     async fn delete(&self, id: &str) -> StoreResult<()> {
         let key = self.keys.record(id);
-        let removed: Option<Vec<u8>> = self
-            .link
-            .run(&format!("GETDEL {key}"), |mut connection| async move {
-                redis::cmd("GETDEL").arg(&key).query_async(&mut connection).await
-            })
-            .await?;
+        let mut step = redis::pipe();
+        step.cmd("GETDEL").arg(&key);
+        let removed: Option<Vec<u8>> = self.write_step(&format!("GETDEL {key}"), step, None).await?;
         let Some(json) = removed.map(record::text_from_bytes) else {
             return Ok(());
         };
@@ -240,7 +263,7 @@ impl Topology for Cluster {
         };
         let index = self.keys.user_index(&owner);
         match record::updated_at_ms(&json) {
-            Some(score) => remove_if_score(&self.link, &index, id, score as f64).await,
+            Some(score) => self.remove_entry_if_score(&index, id, score as f64).await,
             // No updatedAt: its score was the write time, which nobody kept.
             None => self.remove_from_index(&index, id).await,
         }
