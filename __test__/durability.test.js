@@ -137,6 +137,18 @@ describe('waitReplicas on a primary with one replica', () => {
         // Applied on the primary: that is what the code says.
         assert.equal(await primary.cli('EXISTS', conversationKey(id)), '1');
       }
+      // WAIT holds the connection: a read sent behind a write waits for it,
+      // and still settles within the command timeout (README, "Durability").
+      const readStarted = Date.now();
+      const [write, read] = await Promise.allSettled([
+        store.set('stopped-read', conversation('stopped-read', 'u-stopped')),
+        store.get('stopped-0'),
+      ]);
+      const readMs = Date.now() - readStarted;
+      assert.equal(write.status, 'rejected');
+      assert.equal(read.value?.externalId, 'stopped-0');
+      assert.ok(readMs <= TIMEOUT_MS + SETTLE_SLACK_MS, `the read settled after ${readMs} ms`);
+      console.log(`# a get sent behind a write whose replica is stopped: ${readMs} ms (waitTimeoutMs ${WAIT_MS})`);
       await assert.rejects(store.delete('stopped-1'), (err) => expectNotReplicated(err));
       await assert.rejects(store.update('stopped-0', (current) => ({ ...current, status: 'completed' })), (err) => expectNotReplicated(err));
       // A refused conditional set wrote nothing: its answer is the conflict,
@@ -369,6 +381,30 @@ describe('waitReplicas through a forced Redis Cluster failover under load', () =
     await store.delete('spread-record');
     assert.equal(await waitCalls(recordNode), 2);
     assert.equal(await waitCalls(indexNode), 2);
+  });
+
+  it('an unconfirmed step does not stop the sequence: the record is written and listed, and the call rejects', async () => {
+    const store = new RedisStore({ url: cluster.seedUrl, cluster: true, allowPlaintext: true, commandTimeoutMs: TIMEOUT_MS, waitReplicas: 1, waitTimeoutMs: WAIT_MS, logger: null });
+    stores.push(store);
+    const recordNode = await cluster.nodeForKey(conversationKey('lagging-record'));
+    let userId;
+    for (let i = 0; !userId; i += 1) {
+      if ((await cluster.nodeForKey(userIndexKey(`lagging-user-${i}`))) !== recordNode) userId = `lagging-user-${i}`;
+    }
+    const nodes = await cluster.clusterNodes();
+    const recordNodeId = nodes.find((node) => node.port === recordNode.port).nodeId;
+    const replica = nodes.find((node) => node.masterId === recordNodeId && node.handle).handle;
+    replica.pause();
+    try {
+      const started = Date.now();
+      await assert.rejects(store.set('lagging-record', conversation('lagging-record', userId)), (err) => expectNotReplicated(err));
+      // Only the record's step waited; the index step did not wait again.
+      assert.ok(Date.now() - started <= WAIT_MS + SETTLE_SLACK_MS, `rejected after ${Date.now() - started} ms`);
+      assert.deepEqual((await store.listByUser(userId)).map((record) => record.externalId), ['lagging-record']);
+    } finally {
+      replica.resume();
+    }
+    await cluster.waitForReplicasInSync(20_000, 3);
   });
 
   it('with waitReplicas 1, not one acknowledged write is missing after the failover', async () => {

@@ -76,7 +76,8 @@ impl Replication {
     }
 
     /// Sends one write step (its commands, in one pipeline) and, when
-    /// replicas must acknowledge, `WAIT` after it in the same round trip.
+    /// replicas must acknowledge and `wait` is true, `WAIT` after it in the
+    /// same round trip.
     /// Returns the step's last reply (a script's result, or `EXEC`'s). If the
     /// step calls `script` by `EVALSHA` and the server lacks it (a promoted
     /// replica), the script is loaded and the step sent once more.
@@ -85,9 +86,10 @@ impl Replication {
         connection: &mut C,
         step: &Pipeline,
         script: Option<&Script>,
+        wait: bool,
     ) -> RedisResult<Acknowledged<T>> {
         let mut pipeline = step.clone();
-        let timeout_ms = self.ack.map(|ack| {
+        let timeout_ms = self.ack.filter(|_| wait).map(|ack| {
             let timeout_ms = ack.wait_timeout_ms();
             pipeline.cmd("WAIT").arg(ack.replicas).arg(timeout_ms);
             timeout_ms

@@ -113,7 +113,7 @@ impl<T: Transport> Topology for SingleServer<T> {
         let ((), confirmation) = self
             .link
             .run(&what, |mut connection| async move {
-                self.replication.send(&mut connection, &transaction, None).await
+                self.replication.send(&mut connection, &transaction, None, true).await
             })
             .await?;
         self.replication.confirm(&what, confirmation, self.link.logger())
@@ -142,7 +142,7 @@ impl<T: Transport> Topology for SingleServer<T> {
             .link
             .run(&what, |mut connection| async move {
                 self.replication
-                    .send(&mut connection, &step, Some(&scripts::SET_IF_SCRIPT))
+                    .send(&mut connection, &step, Some(&scripts::SET_IF_SCRIPT), true)
                     .await
             })
             .await?;
@@ -165,7 +165,7 @@ impl<T: Transport> Topology for SingleServer<T> {
             .link
             .run(&what, |mut connection| async move {
                 self.replication
-                    .send(&mut connection, &step, Some(&scripts::DELETE_SCRIPT))
+                    .send(&mut connection, &step, Some(&scripts::DELETE_SCRIPT), true)
                     .await
             })
             .await?;
