@@ -193,6 +193,10 @@ export interface RedisOptions {
   username?: string
   /** Overrides the URL's password (data nodes; sentinels too unless `sentinelPassword`). */
   password?: string
+  /** Replicas that must acknowledge each write (`WAIT`) before it resolves. */
+  waitReplicas?: number
+  /** How long `WAIT` may take, in ms (default: half of `commandTimeoutMs`). */
+  waitTimeoutMs?: number
 }
 
 /**
@@ -216,6 +220,8 @@ export interface StoreEnv {
   REDIS_REQUIRED?: string
   REDIS_USERNAME?: string
   REDIS_PASSWORD?: string
+  REDIS_WAIT_REPLICAS?: string
+  REDIS_WAIT_TIMEOUT?: string
 }
 
 /** One row of the option table, as `storeOptions()` hands it to JS. */

@@ -207,6 +207,19 @@ export interface RedisStoreOptions<T = StoredConversation> extends MemoryStoreOp
    * node). `close()` disposes the subscription. Default: none.
    */
   credentialsProvider?: CredentialsProvider | undefined;
+  /**
+   * Every write (`set`, conditional `set`, `update`, `delete`) resolves only
+   * once this many replicas have it: `WAIT` follows the write in the same
+   * round trip, and fewer acknowledgements reject with `STORE_NOT_REPLICATED`.
+   * `0` sends no `WAIT`. Default `0`. Env: `REDIS_WAIT_REPLICAS`.
+   */
+  waitReplicas?: number | undefined;
+  /**
+   * How long a write waits for `waitReplicas` replicas, in ms; at most nine
+   * tenths of `commandTimeoutMs` (a call's `timeoutMs` caps it at half of that).
+   * Default: half of `commandTimeoutMs`. Env: `REDIS_WAIT_TIMEOUT`.
+   */
+  waitTimeoutMs?: number | undefined;
 }
 
 /** Credentials a provider gives: `username` defaults to the `default` user. */
@@ -489,7 +502,9 @@ export type RedisErrorCode =
   /** Redis answered with an error. */
   | 'STORE_REPLY'
   /** The store was closed. */
-  | 'STORE_CLOSED';
+  | 'STORE_CLOSED'
+  /** `waitReplicas`: applied on the primary, but fewer replicas confirmed it within `waitTimeoutMs`. */
+  | 'STORE_NOT_REPLICATED';
 
 /** What was wrong with the caller's input. */
 export type StoreInputErrorCode =

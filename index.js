@@ -90,6 +90,7 @@ const ERROR_CLASS_BY_CODE = new Map([
   ['STORE_REPLY', RedisError],
   ['STORE_CLOSED', RedisError],
   ['STORE_CONFLICT', StoreConflictError],
+  ['STORE_NOT_REPLICATED', RedisError],
 ]);
 
 /**

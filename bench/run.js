@@ -6,8 +6,8 @@
 // workloads; plus redis-benchmark's raw GET/SET on the same server. Prints a
 // table with the targets (against the best peer figure) and writes
 // bench/results/latest.{json,md} and bench/results/throughput.svg; a full
-// run then measures the cluster line (bench/cluster.js) and copies both
-// tables into README.md.
+// run then measures the cluster line (bench/cluster.js) and the cost of
+// waitReplicas (bench/durability.js) and copies the tables into README.md.
 //
 //   node bench/run.js                     full run (5 rounds per row, a few minutes)
 //   node bench/run.js --quick             1 short round per row: a smoke check
@@ -275,6 +275,12 @@ function runClusterBench() {
   return result.status ?? 1;
 }
 
+function runDurabilityBench() {
+  console.error('\n# durability: node bench/durability.js');
+  const result = spawnSync(process.execPath, [path.join(__dirname, 'durability.js')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return result.status ?? 1;
+}
+
 function runMemoryBench() {
   console.error('\n# memory: node --expose-gc bench/memory.js');
   const result = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, 'memory.js')], { stdio: 'inherit' });
@@ -309,8 +315,9 @@ async function main() {
   printResults(results);
   const written = writeResults(results, opts.out);
   if (opts.out === 'latest') {
-    // A full run publishes: the cluster line, then the README's copy of both.
+    // A full run publishes: the cluster and durability lines, then the README's copy of all.
     if (runClusterBench() === 0) written.push('bench/results/cluster.{json,md}');
+    if (runDurabilityBench() === 0) written.push('bench/results/durability.{json,md}');
     written.push(updateReadme());
   }
   console.log(`\nwrote ${written.join(', ')} (${results.meta.durationSeconds} s)`);

@@ -29,6 +29,11 @@
 //!   3. in the background, prune entries whose record is gone or belongs to
 //!   another user, each only if its score is unchanged (`prune` here).
 //! - `get`: one GET (with `slidingExpiry`, GETEX then EXPIRE of the index).
+//!
+//! With `waitReplicas`, each write step carries a `WAIT` to its own node
+//! (`replication.rs`). A step its replicas do not confirm does not stop the
+//! sequence: the later steps run (without waiting), so the layout on the
+//! primaries is whole, and the call then rejects with `STORE_NOT_REPLICATED`.
 
 use std::future::Future;
 use std::time::Duration;
@@ -48,6 +53,7 @@ use crate::keys::KeyLayout;
 use crate::listing::Stale;
 use crate::logger::Logger;
 use crate::record::{self, Precondition, PreparedRecord};
+use crate::replication::{self, Replication};
 use crate::scripts;
 use crate::topology::Topology;
 
@@ -61,6 +67,7 @@ pub struct Cluster {
     link: Link<ClusterNodes>,
     keys: KeyLayout,
     policy: RecordPolicy,
+    replication: Replication,
 }
 
 impl Cluster {
@@ -100,7 +107,35 @@ impl Cluster {
             link: Link::start(nodes, config, logger, events, scripts::cluster()),
             keys: config.keys.clone(),
             policy: config.policy.clone(),
+            replication: Replication::new(config.replica_ack),
         })
+    }
+
+    /// One write step on the node that owns its keys; with `waitReplicas`,
+    /// `WAIT` rides in the same pipeline, so it goes to that node (a `WAIT`
+    /// sent alone would be routed to every primary). A step its replicas do
+    /// not confirm is noted in `unconfirmed`, and the sequence goes on, so
+    /// the layout on the primaries stays whole.
+    async fn write_step<T: redis::FromRedisValue>(
+        &self,
+        what: &str,
+        step: redis::Pipeline,
+        script: Option<&redis::Script>,
+        unconfirmed: &mut Unconfirmed,
+    ) -> StoreResult<T> {
+        // Once a step is unconfirmed the call rejects anyway: the later steps
+        // do not wait for replicas too.
+        let wait = unconfirmed.0.is_none();
+        let (value, confirmation) = self
+            .link
+            .run(what, |mut connection| async move {
+                self.replication.send(&mut connection, &step, script, wait).await
+            })
+            .await?;
+        if let Err(err) = self.replication.confirm(what, confirmation, self.link.logger()) {
+            unconfirmed.0.get_or_insert(err);
+        }
+        Ok(value)
     }
 
     /// Steps 2 and 3 of `set`, once the record is written: the id into its
@@ -111,38 +146,84 @@ impl Cluster {
         user_id: &str,
         score: i64,
         previous_owner: Option<String>,
+        unconfirmed: &mut Unconfirmed,
     ) -> StoreResult<()> {
         let index = self.keys.user_index(user_id);
-        let index_ttl = self.policy.index_ttl_seconds();
-        self.link
-            .run(&format!("ZADD {index}"), |mut connection| async move {
-                redis::pipe()
-                    .atomic()
-                    .zadd(&index, id, score)
-                    .ignore()
-                    .expire(&index, index_ttl as i64)
-                    .ignore()
-                    .query_async::<()>(&mut connection)
-                    .await
-            })
+        let mut step = redis::pipe();
+        step.cmd("MULTI")
+            .cmd("ZADD")
+            .arg(&index)
+            .arg(score)
+            .arg(id)
+            .cmd("EXPIRE")
+            .arg(&index)
+            .arg(self.policy.index_ttl_seconds())
+            .cmd("EXEC");
+        self.write_step::<()>(&format!("ZADD {index}"), step, None, unconfirmed)
             .await?;
         match previous_owner.filter(|owner| owner != user_id) {
-            Some(previous) => self.remove_from_index(&self.keys.user_index(&previous), id).await,
+            Some(previous) => {
+                self.remove_from_index(&self.keys.user_index(&previous), id, unconfirmed)
+                    .await
+            }
             None => Ok(()),
         }
     }
 
-    async fn remove_from_index(&self, index: &str, id: &str) -> StoreResult<()> {
-        self.link
-            .run(&format!("ZREM {index}"), |mut connection| async move {
-                redis::cmd("ZREM")
-                    .arg(index)
-                    .arg(id)
-                    .query_async::<i64>(&mut connection)
-                    .await
-            })
+    async fn remove_from_index(&self, index: &str, id: &str, unconfirmed: &mut Unconfirmed) -> StoreResult<()> {
+        let mut step = redis::pipe();
+        step.cmd("ZREM").arg(index).arg(id);
+        self.write_step::<i64>(&format!("ZREM {index}"), step, None, unconfirmed)
             .await?;
         Ok(())
+    }
+
+    /// Step 2 of `delete`: the id out of the deleted record's owner's index,
+    /// only while its score is still the deleted record's.
+    async fn unindex_deleted(
+        &self,
+        id: &str,
+        removed: Option<String>,
+        unconfirmed: &mut Unconfirmed,
+    ) -> StoreResult<()> {
+        let Some(json) = removed else {
+            return Ok(());
+        };
+        let Some(owner) = record::owner_of(&json) else {
+            return Ok(());
+        };
+        let index = self.keys.user_index(&owner);
+        let Some(score) = record::updated_at_ms(&json) else {
+            // No updatedAt: its score was the write time, which nobody kept.
+            return self.remove_from_index(&index, id, unconfirmed).await;
+        };
+        let mut step = redis::pipe();
+        step.add_command(replication::evalsha(&scripts::REMOVE_IF_SCORE_SCRIPT, 1))
+            .arg(&index)
+            .arg(id)
+            .arg(score as f64);
+        self.write_step::<i64>(
+            &format!("ZREM {index}"),
+            step,
+            Some(&scripts::REMOVE_IF_SCORE_SCRIPT),
+            unconfirmed,
+        )
+        .await?;
+        Ok(())
+    }
+}
+
+/// The first step of a write that its replicas did not confirm
+/// (`waitReplicas`): the call rejects with it once every step has run.
+#[derive(Default)]
+struct Unconfirmed(Option<StoreError>);
+
+impl Unconfirmed {
+    /// The call's outcome: a failed step's error first (it says what is
+    /// missing), else the unconfirmed one.
+    fn after(self, steps: StoreResult<()>) -> StoreResult<()> {
+        steps?;
+        self.0.map_or(Ok(()), Err)
     }
 }
 
@@ -196,71 +277,70 @@ impl Topology for Cluster {
 
     async fn set(&self, id: &str, record: PreparedRecord) -> StoreResult<()> {
         let key = self.keys.record(id);
-        let ttl = self.policy.ttl_seconds;
-        let json = &record.json;
+        let mut step = redis::pipe();
+        step.add_command(replication::evalsha(&scripts::CLUSTER_SET_RECORD_SCRIPT, 1))
+            .arg(&key)
+            .arg(&record.json)
+            .arg(self.policy.ttl_seconds);
+        let mut unconfirmed = Unconfirmed::default();
         let previous_owner: Option<String> = self
-            .link
-            .run(&format!("SET {key}"), |mut connection| async move {
-                scripts::CLUSTER_SET_RECORD_SCRIPT
-                    .key(&key)
-                    .arg(json)
-                    .arg(ttl)
-                    .invoke_async(&mut connection)
-                    .await
-            })
+            .write_step(
+                &format!("SET {key}"),
+                step,
+                Some(&scripts::CLUSTER_SET_RECORD_SCRIPT),
+                &mut unconfirmed,
+            )
             .await?;
-        self.index_written(id, &record.user_id, record.score, previous_owner)
-            .await
+        let indexed = self
+            .index_written(id, &record.user_id, record.score, previous_owner, &mut unconfirmed)
+            .await;
+        unconfirmed.after(indexed)
     }
 
     /// Step 1 checks the stored record and writes it in one script; steps 2
     /// and 3 are the plain `set`'s.
     async fn set_if(&self, id: &str, record: PreparedRecord, precondition: &Precondition) -> StoreResult<()> {
         let key = self.keys.record(id);
-        let ttl = self.policy.ttl_seconds;
         let (mode, expected) = precondition.script_args();
-        let json = &record.json;
+        let mut step = redis::pipe();
+        step.add_command(replication::evalsha(&scripts::CLUSTER_SET_RECORD_IF_SCRIPT, 1))
+            .arg(&key)
+            .arg(&record.json)
+            .arg(self.policy.ttl_seconds)
+            .arg(mode)
+            .arg(expected);
+        let mut unconfirmed = Unconfirmed::default();
         let (status, previous_owner, updated_at): (i64, String, String) = self
-            .link
-            .run(&format!("SET {key} (ifUpdatedAt)"), |mut connection| async move {
-                scripts::CLUSTER_SET_RECORD_IF_SCRIPT
-                    .key(&key)
-                    .arg(json)
-                    .arg(ttl)
-                    .arg(mode)
-                    .arg(expected)
-                    .invoke_async(&mut connection)
-                    .await
-            })
+            .write_step(
+                &format!("SET {key} (ifUpdatedAt)"),
+                step,
+                Some(&scripts::CLUSTER_SET_RECORD_IF_SCRIPT),
+                &mut unconfirmed,
+            )
             .await?;
         if status != 1 {
+            // Refused: nothing was written, so there is nothing to confirm.
             return Err(precondition.conflict(id, &Precondition::found_from_script(status, updated_at)));
         }
         let previous_owner = Some(previous_owner).filter(|owner| !owner.is_empty());
-        self.index_written(id, &record.user_id, record.score, previous_owner)
-            .await
+        let indexed = self
+            .index_written(id, &record.user_id, record.score, previous_owner, &mut unconfirmed)
+            .await;
+        unconfirmed.after(indexed)
     }
 
     async fn delete(&self, id: &str) -> StoreResult<()> {
         let key = self.keys.record(id);
+        let mut step = redis::pipe();
+        step.cmd("GETDEL").arg(&key);
+        let mut unconfirmed = Unconfirmed::default();
         let removed: Option<Vec<u8>> = self
-            .link
-            .run(&format!("GETDEL {key}"), |mut connection| async move {
-                redis::cmd("GETDEL").arg(&key).query_async(&mut connection).await
-            })
+            .write_step(&format!("GETDEL {key}"), step, None, &mut unconfirmed)
             .await?;
-        let Some(json) = removed.map(record::text_from_bytes) else {
-            return Ok(());
-        };
-        let Some(owner) = record::owner_of(&json) else {
-            return Ok(());
-        };
-        let index = self.keys.user_index(&owner);
-        match record::updated_at_ms(&json) {
-            Some(score) => remove_if_score(&self.link, &index, id, score as f64).await,
-            // No updatedAt: its score was the write time, which nobody kept.
-            None => self.remove_from_index(&index, id).await,
-        }
+        let unindexed = self
+            .unindex_deleted(id, removed.map(record::text_from_bytes), &mut unconfirmed)
+            .await;
+        unconfirmed.after(unindexed)
     }
 
     /// Record and index live on different nodes, so nothing re-checks both

@@ -10,6 +10,7 @@ use napi_derive::napi;
 use crate::error::{StoreError, StoreResult};
 use crate::keys::KeyLayout;
 use crate::record::{RecordRules, MAX_LIST_LIMIT};
+use crate::replication::ReplicaAck;
 
 pub const DEFAULT_TTL_SECONDS: u64 = 86_400;
 pub const DEFAULT_COMMAND_TIMEOUT_MS: u64 = 5_000;
@@ -19,6 +20,9 @@ pub const DEFAULT_MAX_RECORD_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_RECONNECT_MIN_DELAY_MS: u64 = 100;
 pub const DEFAULT_RECONNECT_MAX_DELAY_MS: u64 = 5_000;
 pub const DEFAULT_HEARTBEAT_INTERVAL_MS: u64 = 10_000;
+pub const DEFAULT_WAIT_REPLICAS: u64 = 0;
+/// More replicas than any deployment has: a typo, not a plan.
+pub const MAX_WAIT_REPLICAS: u64 = 100;
 /// The user index outlives its records by this much, as in the ioredis store.
 pub const INDEX_TTL_EXTRA_SECONDS: u64 = 3_600;
 pub const DEFAULT_EXCLUDED_FIELD: &str = "sdkConversationRef";
@@ -85,6 +89,10 @@ pub struct RedisOptions {
     pub username: Option<String>,
     /// Overrides the URL's password (data nodes; sentinels too unless `sentinelPassword`).
     pub password: Option<String>,
+    /// Replicas that must acknowledge each write (`WAIT`) before it resolves.
+    pub wait_replicas: Option<f64>,
+    /// How long `WAIT` may take, in ms (default: half of `commandTimeoutMs`).
+    pub wait_timeout_ms: Option<f64>,
 }
 
 /// What both stores need to know about records and their lifetime.
@@ -221,6 +229,8 @@ pub struct RedisConfig {
     /// The app's `credentialsProvider`, when it gave one: it supplies the
     /// data nodes' credentials in place of the URL's (`credentials.rs`).
     pub credentials: Option<std::sync::Arc<crate::credentials::CredentialSource>>,
+    /// With `waitReplicas` above 0, every write is followed by `WAIT`.
+    pub replica_ack: Option<ReplicaAck>,
 }
 
 impl RedisConfig {
@@ -331,6 +341,14 @@ impl RedisConfig {
             },
         };
         let connection_name = checked_connection_name(options.connection_name)?;
+        let command_timeout_ms = whole(
+            "commandTimeoutMs",
+            options.command_timeout_ms,
+            DEFAULT_COMMAND_TIMEOUT_MS,
+            1,
+            600_000,
+        )?;
+        let replica_ack = replica_ack(options.wait_replicas, options.wait_timeout_ms, command_timeout_ms)?;
         let key_prefix = options.key_prefix.unwrap_or_default();
         if key_prefix.len() > 256 {
             return Err(config_error("keyPrefix must be at most 256 bytes".to_owned()));
@@ -349,13 +367,7 @@ impl RedisConfig {
             },
             topology,
             tls,
-            command_timeout: Duration::from_millis(whole(
-                "commandTimeoutMs",
-                options.command_timeout_ms,
-                DEFAULT_COMMAND_TIMEOUT_MS,
-                1,
-                600_000,
-            )?),
+            command_timeout: Duration::from_millis(command_timeout_ms),
             connect_timeout: Duration::from_millis(whole(
                 "connectTimeoutMs",
                 options.connect_timeout_ms,
@@ -384,6 +396,7 @@ impl RedisConfig {
             )?),
             connection_name,
             credentials: None,
+            replica_ack,
         })
     }
 }
@@ -449,6 +462,33 @@ fn apply_user_info(options: &mut RedisOptions) -> StoreResult<()> {
         rewrite(url)?;
     }
     Ok(())
+}
+
+/// `waitReplicas` and `waitTimeoutMs`, checked against the command timeout:
+/// `WAIT` runs inside the write's own time budget, so it must leave room
+/// (a tenth of `commandTimeoutMs`) for the write and the round trip, or a
+/// slow acknowledgement would surface as `STORE_TIMEOUT` instead of naming
+/// the replicas that did not confirm.
+fn replica_ack(
+    replicas: Option<f64>,
+    timeout_ms: Option<f64>,
+    command_timeout_ms: u64,
+) -> StoreResult<Option<ReplicaAck>> {
+    let replicas = whole("waitReplicas", replicas, DEFAULT_WAIT_REPLICAS, 0, MAX_WAIT_REPLICAS)?;
+    let most = command_timeout_ms * 9 / 10;
+    let explicit = timeout_ms.is_some();
+    // WAIT 0 would block forever: the timeout is at least 1 ms.
+    let timeout_ms = whole("waitTimeoutMs", timeout_ms, (command_timeout_ms / 2).max(1), 1, 600_000)?;
+    if (explicit || replicas > 0) && timeout_ms > most {
+        return Err(config_error(format!(
+            "waitTimeoutMs ({timeout_ms}) must be at most nine tenths of commandTimeoutMs ({command_timeout_ms}), \
+             i.e. {most}, so that the write and its round trip fit in the call's time too"
+        )));
+    }
+    Ok((replicas > 0).then(|| ReplicaAck {
+        replicas: replicas as u32,
+        timeout: Duration::from_millis(timeout_ms),
+    }))
 }
 
 fn extra_seeds(count: usize) -> String {
@@ -683,6 +723,10 @@ pub struct StoreEnv {
     pub redis_username: Option<String>,
     #[napi(js_name = "REDIS_PASSWORD")]
     pub redis_password: Option<String>,
+    #[napi(js_name = "REDIS_WAIT_REPLICAS")]
+    pub redis_wait_replicas: Option<String>,
+    #[napi(js_name = "REDIS_WAIT_TIMEOUT")]
+    pub redis_wait_timeout: Option<String>,
 }
 
 /// Reads the environment into store options, naming the variable in every
@@ -710,6 +754,18 @@ pub fn options_from_env(env: StoreEnv) -> StoreResult<RedisOptions> {
             connection_name: present(env.redis_connection_name.clone()),
             username: present(env.redis_username.clone()),
             password: present(env.redis_password.clone()),
+            wait_replicas: env_number(
+                "REDIS_WAIT_REPLICAS",
+                present(env.redis_wait_replicas.clone()),
+                0,
+                MAX_WAIT_REPLICAS,
+            )?,
+            wait_timeout_ms: env_number(
+                "REDIS_WAIT_TIMEOUT",
+                present(env.redis_wait_timeout.clone()),
+                1,
+                600_000,
+            )?,
             ..RedisOptions::default()
         })
     };
@@ -1040,6 +1096,48 @@ mod tests {
         assert!(with(None, "false").is_ok_and(|options| options.url.is_none()));
         assert!(with(Some("rediss://h"), "true").is_ok_and(|options| options.url.is_some()));
         assert!(with(Some("rediss://h"), "maybe").is_err_and(|err| err.to_string().contains("REDIS_REQUIRED")));
+    }
+
+    #[test]
+    fn replica_acknowledgement_fits_inside_the_command_timeout() {
+        let ack = |replicas: Option<f64>, wait: Option<f64>, command: Option<f64>| {
+            RedisConfig::from_options(RedisOptions {
+                wait_replicas: replicas,
+                wait_timeout_ms: wait,
+                command_timeout_ms: command,
+                ..options("rediss://h")
+            })
+            .map(|config| config.replica_ack)
+        };
+        assert_eq!(ack(None, None, None), Ok(None));
+        assert_eq!(
+            ack(Some(1.0), None, Some(1000.0)),
+            Ok(Some(ReplicaAck {
+                replicas: 1,
+                timeout: Duration::from_millis(500),
+            }))
+        );
+        assert!(ack(Some(2.0), Some(900.0), Some(1000.0)).is_ok());
+        let refused = |result: StoreResult<Option<ReplicaAck>>| match result {
+            Err(err) => err.to_string(),
+            Ok(_) => String::new(),
+        };
+        assert!(refused(ack(Some(1.0), Some(901.0), Some(1000.0))).contains("at most nine tenths"));
+        assert!(refused(ack(Some(101.0), None, None)).contains("waitReplicas must be a whole number from 0 to 100"));
+        assert!(refused(ack(Some(1.0), None, Some(1.0))).contains("nine tenths"));
+        // Without waitReplicas the default is never in the way.
+        assert_eq!(ack(None, None, Some(1.0)), Ok(None));
+        let from_env = options_from_env(StoreEnv {
+            redis_url: Some("rediss://h".into()),
+            redis_wait_replicas: Some("2".into()),
+            redis_wait_timeout: Some("250".into()),
+            ..StoreEnv::default()
+        })
+        .unwrap();
+        assert_eq!(
+            (from_env.wait_replicas, from_env.wait_timeout_ms),
+            (Some(2.0), Some(250.0))
+        );
     }
 
     #[test]

@@ -43,6 +43,11 @@ tokio::task_local! {
     static CALL_TIMEOUT: Duration;
 }
 
+/// The running call's own `timeoutMs`, if it was given one.
+pub fn call_timeout() -> Option<Duration> {
+    CALL_TIMEOUT.try_with(|timeout| *timeout).ok()
+}
+
 /// Runs `work` with `timeout` in place of the command timeout.
 pub async fn with_call_timeout<F: Future>(timeout: Duration, work: F) -> F::Output {
     CALL_TIMEOUT.scope(timeout, work).await

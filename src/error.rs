@@ -69,6 +69,14 @@ pub enum StoreError {
     /// A conditional `set` (`ifUpdatedAt`) found another version stored.
     #[error("{0}")]
     Conflict(String),
+    /// `waitReplicas`: the write is on the primary, but too few replicas
+    /// confirmed it to survive a failover (`detail` says how many, or why
+    /// `WAIT` did not answer).
+    #[error(
+        "{what}: the write was applied on the primary but {detail} (waitReplicas); a failover now could lose it: \
+         retry, or report the failure"
+    )]
+    NotReplicated { what: String, detail: String },
 }
 
 impl StoreError {
@@ -90,6 +98,7 @@ impl StoreError {
             StoreError::Reply(_) => "STORE_REPLY",
             StoreError::Closed => "STORE_CLOSED",
             StoreError::Conflict(_) => "STORE_CONFLICT",
+            StoreError::NotReplicated { .. } => "STORE_NOT_REPLICATED",
         }
     }
 
@@ -108,7 +117,8 @@ impl StoreError {
             | StoreError::Auth(_)
             | StoreError::Tls(_)
             | StoreError::Reply(_)
-            | StoreError::Closed => ErrorClass::Redis,
+            | StoreError::Closed
+            | StoreError::NotReplicated { .. } => ErrorClass::Redis,
             StoreError::Conflict(_) => ErrorClass::Conflict,
         }
     }
@@ -204,7 +214,11 @@ impl StoreError {
             StoreError::Tls(_) => StoreError::Reply(sample("reply")),
             StoreError::Reply(_) => StoreError::Closed,
             StoreError::Closed => StoreError::Conflict(sample("conflict")),
-            StoreError::Conflict(_) => return None,
+            StoreError::Conflict(_) => StoreError::NotReplicated {
+                what: sample("write"),
+                detail: "only 0 of 1 replicas confirmed it within 1 ms".into(),
+            },
+            StoreError::NotReplicated { .. } => return None,
         })
     }
 }
@@ -356,7 +370,7 @@ mod tests {
         unique.dedup();
         assert_eq!(unique.len(), codes.len(), "{codes:?}");
         assert_eq!(codes.first(), Some(&"STORE_INVALID_ID"));
-        assert_eq!(codes.last(), Some(&"STORE_CONFLICT"));
+        assert_eq!(codes.last(), Some(&"STORE_NOT_REPLICATED"));
     }
 
     #[test]

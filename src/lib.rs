@@ -4,7 +4,8 @@
 //! (storage layout), `record` and `json_scan` (validating and reading
 //! records), `redis_store` (the store's core: the topology chosen once),
 //! `topology` (the operations every topology provides), `single_server` and
-//! `cluster` (the two topologies), `listing` (one listing for both),
+//! `cluster` (the two topologies), `listing` (one listing for both), `replication`
+//! (`WAIT` after writes, for `waitReplicas`),
 //! `scripts` (Lua), `connection` (the supervised link) and `supervisor` (its
 //! state machine), `memory_store`, `options` (the option table and the check of unknown
 //! options), `logger`, `events` (connection events for JS), `error`, `completion` (settling
@@ -33,6 +34,7 @@ mod memory_store;
 mod options;
 mod record;
 mod redis_store;
+mod replication;
 mod scripts;
 mod sentinel;
 mod single_server;

@@ -15,7 +15,7 @@ use napi_derive::napi;
 use crate::config::{
     DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_CONNECTION_NAME, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_EXCLUDED_FIELD,
     DEFAULT_HEARTBEAT_INTERVAL_MS, DEFAULT_LIST_LIMIT, DEFAULT_MAX_RECORD_BYTES, DEFAULT_RECONNECT_MAX_DELAY_MS,
-    DEFAULT_RECONNECT_MIN_DELAY_MS, DEFAULT_TTL_SECONDS,
+    DEFAULT_RECONNECT_MIN_DELAY_MS, DEFAULT_TTL_SECONDS, DEFAULT_WAIT_REPLICAS,
 };
 use crate::error::{StoreError, StoreResult};
 
@@ -206,6 +206,14 @@ pub const STORE_OPTIONS: &[OptionSpec] = &[
     from_env(
         option("connectionName", REDIS, Documented::Named(DEFAULT_CONNECTION_NAME)),
         "REDIS_CONNECTION_NAME",
+    ),
+    from_env(
+        option("waitReplicas", REDIS, Documented::Number(DEFAULT_WAIT_REPLICAS)),
+        "REDIS_WAIT_REPLICAS",
+    ),
+    from_env(
+        option("waitTimeoutMs", REDIS, Documented::Words("half of `commandTimeoutMs`")),
+        "REDIS_WAIT_TIMEOUT",
     ),
     in_js(option("schema", BOTH, Documented::Words("none"))),
     in_js(option("logger", BOTH, Documented::Code("console"))),

@@ -22,6 +22,7 @@ use crate::keys::KeyLayout;
 use crate::listing::Stale;
 use crate::logger::Logger;
 use crate::record::{self, Precondition, PreparedRecord};
+use crate::replication::{self, Replication};
 use crate::scripts;
 use crate::topology::Topology;
 
@@ -29,6 +30,7 @@ pub struct SingleServer<T: Transport> {
     link: Link<T>,
     keys: KeyLayout,
     policy: RecordPolicy,
+    replication: Replication,
 }
 
 impl<T: Transport> SingleServer<T> {
@@ -37,6 +39,7 @@ impl<T: Transport> SingleServer<T> {
             link: Link::start(transport, config, logger, events, scripts::single_server()),
             keys: config.keys.clone(),
             policy: config.policy.clone(),
+            replication: Replication::new(config.replica_ack),
         }
     }
 }
@@ -88,7 +91,7 @@ impl<T: Transport> Topology for SingleServer<T> {
         // record, the index entry and both TTLs, applied as one step.
         let mut transaction = redis::pipe();
         transaction
-            .atomic()
+            .cmd("MULTI")
             .cmd("EVAL")
             .arg(scripts::MOVE_OWNER_SOURCE.as_str())
             .arg(1)
@@ -96,27 +99,26 @@ impl<T: Transport> Topology for SingleServer<T> {
             .arg(id)
             .arg(&record.user_id)
             .arg(self.keys.prefix())
-            .ignore()
             .cmd("SET")
             .arg(&key)
             .arg(&record.json)
             .arg("EX")
             .arg(self.policy.ttl_seconds)
-            .ignore()
             .cmd("ZADD")
             .arg(&index)
             .arg(record.score)
             .arg(id)
-            .ignore()
             .cmd("EXPIRE")
             .arg(&index)
             .arg(self.policy.index_ttl_seconds())
-            .ignore();
-        self.link
+            .cmd("EXEC");
+        let ((), confirmation) = self
+            .link
             .run(&what, |mut connection| async move {
-                transaction.query_async::<()>(&mut connection).await
+                self.replication.send(&mut connection, &transaction, None, true).await
             })
-            .await
+            .await?;
+        self.replication.confirm(&what, confirmation, self.link.logger())
     }
 
     /// One script: the check and the whole write, as one atomic step.
@@ -124,45 +126,52 @@ impl<T: Transport> Topology for SingleServer<T> {
         let key = self.keys.record(id);
         let index = self.keys.user_index(&record.user_id);
         let (mode, expected) = precondition.script_args();
-        let (status, _, updated_at): (i64, String, String) = self
+        let what = format!("SET {key} (ifUpdatedAt)");
+        let mut step = redis::pipe();
+        step.add_command(replication::evalsha(&scripts::SET_IF_SCRIPT, 2))
+            .arg(&key)
+            .arg(&index)
+            .arg(id)
+            .arg(&record.user_id)
+            .arg(self.keys.prefix())
+            .arg(&record.json)
+            .arg(self.policy.ttl_seconds)
+            .arg(record.score)
+            .arg(self.policy.index_ttl_seconds())
+            .arg(mode)
+            .arg(expected);
+        let ((status, _, updated_at), confirmation): ((i64, String, String), _) = self
             .link
-            .run(&format!("SET {key} (ifUpdatedAt)"), |mut connection| async move {
-                scripts::SET_IF_SCRIPT
-                    .key(&key)
-                    .key(&index)
-                    .arg(id)
-                    .arg(&record.user_id)
-                    .arg(self.keys.prefix())
-                    .arg(&record.json)
-                    .arg(self.policy.ttl_seconds)
-                    .arg(record.score)
-                    .arg(self.policy.index_ttl_seconds())
-                    .arg(mode)
-                    .arg(expected)
-                    .invoke_async(&mut connection)
+            .run(&what, |mut connection| async move {
+                self.replication
+                    .send(&mut connection, &step, Some(&scripts::SET_IF_SCRIPT), true)
                     .await
             })
             .await?;
         if status == 1 {
-            return Ok(());
+            return self.replication.confirm(&what, confirmation, self.link.logger());
         }
+        // Refused: nothing was written, so there is nothing to confirm.
         Err(precondition.conflict(id, &Precondition::found_from_script(status, updated_at)))
     }
 
     async fn delete(&self, id: &str) -> StoreResult<()> {
         let key = self.keys.record(id);
         let what = format!("DEL {key}");
-        self.link
+        let mut step = redis::pipe();
+        step.add_command(replication::evalsha(&scripts::DELETE_SCRIPT, 1))
+            .arg(&key)
+            .arg(id)
+            .arg(self.keys.prefix());
+        let (_removed, confirmation): (i64, _) = self
+            .link
             .run(&what, |mut connection| async move {
-                scripts::DELETE_SCRIPT
-                    .key(&key)
-                    .arg(id)
-                    .arg(self.keys.prefix())
-                    .invoke_async::<i64>(&mut connection)
+                self.replication
+                    .send(&mut connection, &step, Some(&scripts::DELETE_SCRIPT), true)
                     .await
             })
             .await?;
-        Ok(())
+        self.replication.confirm(&what, confirmation, self.link.logger())
     }
 
     /// One script re-checks each record atomically before removing its entry.

@@ -93,6 +93,8 @@ const a: ConversationStore = new RedisStore({
   reconnectMaxDelayMs: 5_000,
   heartbeatIntervalMs: 10_000,
   connectionName: 'chat-api-prod',
+  waitReplicas: 1,
+  waitTimeoutMs: 2_500,
   schema: StoredConversationSchema,
   logger,
 });
@@ -288,6 +290,7 @@ export async function production(store: RedisStore<StoredConversation>, memory: 
 
 export function toHttpStatus(err: unknown): number {
   if (err instanceof RedisError && err.code === 'STORE_TIMEOUT') return 504;
+  if (err instanceof RedisError && err.code === 'STORE_NOT_REPLICATED') return 503;
   if (isRedisError(err)) {
     const code: RedisErrorCode = err.code;
     const name: string = err.name;
@@ -312,6 +315,8 @@ export function toHttpStatus(err: unknown): number {
 
 // @ts-expect-error ttlSeconds is a number
 new RedisStore({ url: 'rediss://h', ttlSeconds: '86400' });
+// @ts-expect-error waitReplicas is a number
+new RedisStore({ url: 'rediss://h', waitReplicas: true });
 // @ts-expect-error url is a string
 new RedisStore({ url: 1 });
 // @ts-expect-error RedisStore needs options (the url)
