@@ -15,16 +15,20 @@
 //   node bench/run.js --no-ceiling        skip redis-benchmark
 //   node bench/run.js --memory            then run bench/memory.js (1M operations; slow)
 //   node bench/run.js --ascii             records of ASCII text only (default: some non-ASCII, as real chats)
+//   node bench/run.js --via-proxy 1       every store reaches Redis through a TCP proxy (its own process)
+//                                         that holds each chunk 1 ms each way: a network between them
 //
 // Runs that leave anything out (--quick, --ops, --sizes, --concurrency,
-// --rounds, --no-ceiling) write bench/results/partial.* instead of latest.*,
+// --rounds, --no-ceiling, --via-proxy) write bench/results/partial.* instead of latest.*,
 // so a smoke check never replaces the published numbers (--out NAME to choose).
 
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
-const { spawnSync } = require('node:child_process');
+const { spawn, spawnSync } = require('node:child_process');
+const { once } = require('node:events');
+const readline = require('node:readline');
 
 const { startRedis } = require('../test-support');
 const { SIZES, useAsciiText } = require('./lib/records');
@@ -59,7 +63,8 @@ const OP_ALIASES = { listbyuser: 'list', fields: 'listFields', listfields: 'list
 
 function usage(message) {
   console.error(`${message}\nusage: node bench/run.js [--quick] [--ops ${OP_ORDER.join(',')}] ` +
-    `[--sizes ${Object.keys(SIZES).join(',')}] [--concurrency 1,64] [--rounds N] [--no-ceiling] [--memory] [--ascii] [--out NAME]`);
+    `[--sizes ${Object.keys(SIZES).join(',')}] [--concurrency 1,64] [--rounds N] [--no-ceiling] [--memory] [--ascii] ` +
+    '[--via-proxy MS] [--out NAME]');
   process.exit(2);
 }
 
@@ -72,7 +77,7 @@ function listArg(value, allowed, name) {
 
 function parseArgs(argv) {
   const opts = { quick: false, ops: OP_ORDER, sizes: Object.keys(SIZES), concurrencies: CONCURRENCIES,
-    rounds: null, ceiling: true, memory: false, ascii: false, out: null, partial: false };
+    rounds: null, ceiling: true, memory: false, ascii: false, out: null, partial: false, proxyDelayMs: null };
   for (let i = 0; i < argv.length; i++) {
     const [flag, inline] = argv[i].split(/=(.*)/s);
     const value = () => inline ?? argv[++i];
@@ -97,6 +102,13 @@ function parseArgs(argv) {
       case '--no-ceiling': opts.ceiling = false; opts.partial = true; break;
       case '--memory': opts.memory = true; break;
       case '--ascii': opts.ascii = true; opts.partial = true; break;
+      case '--via-proxy':
+        opts.proxyDelayMs = Number(value());
+        if (!Number.isInteger(opts.proxyDelayMs) || opts.proxyDelayMs < 0) usage('--via-proxy needs whole milliseconds ≥ 0');
+        // redis-benchmark would go around the proxy: no ceiling then.
+        opts.ceiling = false;
+        opts.partial = true;
+        break;
       case '--out': opts.out = value(); break;
       case '--help': case '-h': usage('');
       // falls through (usage exits)
@@ -214,12 +226,13 @@ function environment(opts, redis) {
     text: opts.ascii ? 'ascii' : 'mixed (mostly ASCII, some non-ASCII words as in real chats)',
     plan: opts.plan,
     argv: process.argv.slice(2),
+    proxyDelayMs: opts.proxyDelayMs,
   };
 }
 
-async function measureStores(server, opts) {
+async function measureStores(url, opts) {
   const cells = [];
-  const opened = await openStores(server.url);
+  const opened = await openStores(url);
   try {
     const meta = environment(opts, await redisVersion(opened.admin));
     for (const [index, sizeName] of opts.sizes.entries()) {
@@ -281,6 +294,29 @@ function runDurabilityBench() {
   return result.status ?? 1;
 }
 
+/** Measures the network line: set, get and listByUser of 4 KB records through a 1 ms-each-way proxy. */
+function runNetworkBench(rounds) {
+  console.error('\n# network: node bench/run.js --via-proxy 1 --ops set,get,list --sizes 4k --out network');
+  const result = spawnSync(process.execPath, [__filename, '--via-proxy', '1', '--ops', 'set,get,list', '--sizes', '4k',
+    '--rounds', String(rounds), '--out', 'network'], { stdio: ['ignore', 'ignore', 'inherit'] });
+  return result.status ?? 1;
+}
+
+/** A proxy child process in front of `server`; `{ url, stop }`. */
+async function startProxyChild(server, delayMs) {
+  const child = spawn(process.execPath, [path.join(__dirname, 'lib', 'proxy-child.js'), String(server.port), String(delayMs)],
+    { stdio: ['pipe', 'pipe', 'inherit'] });
+  const [line] = await once(readline.createInterface({ input: child.stdout }), 'line');
+  const { port } = JSON.parse(line);
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      child.stdin.end();
+      if (child.exitCode === null) await once(child, 'exit');
+    },
+  };
+}
+
 function runMemoryBench() {
   console.error('\n# memory: node --expose-gc bench/memory.js');
   const result = spawnSync(process.execPath, ['--expose-gc', path.join(__dirname, 'memory.js')], { stdio: 'inherit' });
@@ -292,10 +328,12 @@ async function main() {
   useAsciiText(opts.ascii);
   const started = Date.now();
   const server = await startRedis();
-  console.error(`# redis-server pid ${server.pid} on ${server.url}; ${opts.rounds} round(s) per row`);
+  const proxy = opts.proxyDelayMs === null ? null : await startProxyChild(server, opts.proxyDelayMs);
+  console.error(`# redis-server pid ${server.pid} on ${server.url}` +
+    `${proxy ? `, reached through a proxy at ${proxy.url} (${opts.proxyDelayMs} ms each way)` : ''}; ${opts.rounds} round(s) per row`);
   let results;
   try {
-    const { meta, cells } = await measureStores(server, opts);
+    const { meta, cells } = await measureStores(proxy?.url ?? server.url, opts);
     const ceiling = opts.ceiling
       ? await measureCeiling({
         port: server.port,
@@ -310,6 +348,7 @@ async function main() {
     meta.durationSeconds = Math.round((Date.now() - started) / 1000);
     results = { meta, cells, ceiling, targets: cells.flatMap((cell) => cell.targets) };
   } finally {
+    await proxy?.stop();
     await server.stop();
   }
   printResults(results);
@@ -318,6 +357,7 @@ async function main() {
     // A full run publishes: the cluster and durability lines, then the README's copy of all.
     if (runClusterBench() === 0) written.push('bench/results/cluster.{json,md}');
     if (runDurabilityBench() === 0) written.push('bench/results/durability.{json,md}');
+    if (runNetworkBench(opts.rounds) === 0) written.push('bench/results/network.{json,md}');
     written.push(updateReadme());
   }
   console.log(`\nwrote ${written.join(', ')} (${results.meta.durationSeconds} s)`);

@@ -10,13 +10,13 @@ const RESULTS_DIR = path.join(__dirname, '..', 'results');
 const START = '<!-- bench:start -->';
 const END = '<!-- bench:end -->';
 
-/** Replaces the README's bench section with results/latest.md (+ cluster.md, durability.md). */
+/** Replaces the README's bench section with results/latest.md (+ cluster.md, durability.md, network.md). */
 function updateReadme() {
   const readme = fs.readFileSync(README, 'utf8');
   const from = readme.indexOf(START);
   const to = readme.indexOf(END);
   if (from < 0 || to < from) throw new Error(`README.md has no ${START} ... ${END} section`);
-  const parts = ['latest.md', 'cluster.md', 'durability.md']
+  const parts = ['latest.md', 'network.md', 'cluster.md', 'durability.md']
     .map((file) => path.join(RESULTS_DIR, file))
     .filter((file) => fs.existsSync(file))
     .map((file) => fs.readFileSync(file, 'utf8').trim());
