@@ -11,7 +11,8 @@ use std::sync::{Arc, Once};
 use std::future::Future;
 use std::time::Duration;
 
-use napi::bindgen_prelude::{ClassInstance, FnArgs, Function, PromiseRaw, Unknown, Utf16String};
+use napi::bindgen_prelude::{ClassInstance, FnArgs, Function, JsValuesTupleIntoVec, PromiseRaw, Unknown, Utf16String};
+use napi::threadsafe_function::ThreadsafeFunction;
 use napi::Env;
 use napi_derive::napi;
 use tokio::sync::watch;
@@ -41,36 +42,29 @@ pub struct ListOptions {
     pub fields: Option<Vec<String>>,
 }
 
+/// A JS callback that tokio threads call: weak (it never keeps the process
+/// alive) and not callee-handled, with a queue of `QUEUE` calls (0: no bound).
+fn weak_callback<Args, const QUEUE: usize>(
+    callback: Function<'_, Args, ()>,
+) -> napi::Result<ThreadsafeFunction<Args, (), Args, napi::Status, false, true, QUEUE>, JsCode>
+where
+    Args: 'static + JsValuesTupleIntoVec,
+{
+    callback
+        .build_threadsafe_function()
+        .weak::<true>()
+        .callee_handled::<false>()
+        .max_queue_size::<QUEUE>()
+        .build()
+        .map_err(napi_failure)
+}
+
 fn logger_from(log: Option<LogCallback<'_>>) -> napi::Result<Logger, JsCode> {
-    let sink = match log {
-        None => None,
-        Some(callback) => Some(
-            callback
-                .build_threadsafe_function()
-                .weak::<true>()
-                .callee_handled::<false>()
-                .max_queue_size::<256>()
-                .build()
-                .map_err(napi_failure)?,
-        ),
-    };
-    Ok(Logger::new(sink))
+    Ok(Logger::new(log.map(weak_callback).transpose()?))
 }
 
 fn events_from(on_event: Option<EventCallback<'_>>) -> napi::Result<EventSink, JsCode> {
-    let sink = match on_event {
-        None => None,
-        Some(callback) => Some(
-            callback
-                .build_threadsafe_function()
-                .weak::<true>()
-                .callee_handled::<false>()
-                .max_queue_size::<0>()
-                .build()
-                .map_err(napi_failure)?,
-        ),
-    };
-    Ok(EventSink::new(sink))
+    Ok(EventSink::new(on_event.map(weak_callback).transpose()?))
 }
 
 /// The connection's part of `store.stats()`.
@@ -248,15 +242,7 @@ impl NativeRedisStore {
         let kind = match (provider_kind.as_deref(), request_credentials) {
             (None, _) => None,
             (Some("streaming"), _) => Some(ProviderKind::Streaming),
-            (Some("async"), Some(request)) => Some(ProviderKind::Async(
-                request
-                    .build_threadsafe_function()
-                    .weak::<true>()
-                    .callee_handled::<false>()
-                    .max_queue_size::<64>()
-                    .build()
-                    .map_err(napi_failure)?,
-            )),
+            (Some("async"), Some(request)) => Some(ProviderKind::Async(weak_callback(request)?)),
             (Some(other), _) => {
                 return Err(StoreError::Config(format!(
                     "credentials provider kind {other:?} needs 'streaming', or 'async' with a request function"
@@ -265,15 +251,7 @@ impl NativeRedisStore {
             }
         };
         let on_failure = match (&kind, credentials_failed) {
-            (Some(_), Some(callback)) => Some(
-                callback
-                    .build_threadsafe_function()
-                    .weak::<true>()
-                    .callee_handled::<false>()
-                    .max_queue_size::<64>()
-                    .build()
-                    .map_err(napi_failure)?,
-            ),
+            (Some(_), Some(callback)) => Some(weak_callback(callback)?),
             _ => None,
         };
         let credentials =
