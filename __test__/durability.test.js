@@ -19,6 +19,8 @@ const {
   userIndexKey,
   captureLogger,
   pollUntil,
+  startWriteLoad,
+  missingWrites,
 } = require('../test-support');
 const { RedisStore, RedisError, StoreConfigError, createConversationStore, isRedisError } = require('..');
 
@@ -192,28 +194,12 @@ describe('waitReplicas on a primary with one replica', () => {
 });
 
 /**
- * Runs 4 writers against `store` while `disrupt()` fails the primary over;
+ * Runs a write load against `store` while `disrupt()` fails the primary over;
  * stops `settleMs` after `served()` says the new primary acknowledged a write.
  */
 async function underWriteLoad(store, label, disrupt, served, settleMs = 500) {
-  const acked = new Map(); // id → acknowledged at
-  const failures = [];
-  let running = true;
-  let sequence = 0;
-  const writer = async () => {
-    while (running) {
-      const id = `${label}-${++sequence}`;
-      const started = Date.now();
-      try {
-        await store.set(id, conversation(id, `${label}-user`, { sequence }));
-        acked.set(id, Date.now());
-      } catch (err) {
-        failures.push({ err, took: Date.now() - started });
-        await new Promise((resolve) => setTimeout(resolve, 10));
-      }
-    }
-  };
-  const writers = Array.from({ length: 4 }, writer);
+  const load = startWriteLoad(store, label);
+  const { acked, failures } = load;
   try {
     await pollUntil(() => acked.size >= 50, { what: 'writes before the failover' });
     const disruptedAt = Date.now();
@@ -225,8 +211,7 @@ async function underWriteLoad(store, label, disrupt, served, settleMs = 500) {
     });
     await pollUntil(() => Date.now() - servedAt > settleMs, { intervalMs: 50, what: 'more writes after recovery' });
   } finally {
-    running = false;
-    await Promise.all(writers);
+    await load.stop();
   }
   const codes = {};
   for (const { err } of failures) {
@@ -239,17 +224,6 @@ async function underWriteLoad(store, label, disrupt, served, settleMs = 500) {
   }
   for (const { err, took } of failures) assert.ok(took <= TIMEOUT_MS + SETTLE_SLACK_MS, `${err.code} after ${took} ms`);
   return { acked, codes };
-}
-
-/** The acknowledged ids whose record is not there afterwards. */
-async function lost(store, acked) {
-  const missing = [];
-  for (const id of acked.keys()) {
-    const record = await store.get(id);
-    if (!record) missing.push(id);
-    else assert.equal(record.externalId, id);
-  }
-  return missing;
 }
 
 describe('waitReplicas through a Sentinel failover under load', () => {
@@ -288,7 +262,7 @@ describe('waitReplicas through a Sentinel failover under load', () => {
       },
       async ({ promotedAt }, acked) => [...acked.values()].find((at) => at > promotedAt + 200),
     );
-    const missing = await lost(store, seen.acked);
+    const missing = await missingWrites(store, seen.acked);
     console.log(
       `# SENTINEL FAILOVER, waitReplicas ${waitReplicas}: ${missing.length} of ${seen.acked.size} acknowledged writes lost; ` +
         `rejected ${JSON.stringify(seen.codes)}`,
@@ -356,7 +330,7 @@ describe('waitReplicas through a forced Redis Cluster failover under load', () =
         return false;
       },
     );
-    const missing = await lost(store, seen.acked);
+    const missing = await missingWrites(store, seen.acked);
     console.log(
       `# CLUSTER FAILOVER FORCE, waitReplicas ${waitReplicas}: ${missing.length} of ${seen.acked.size} acknowledged writes lost; ` +
         `rejected ${JSON.stringify(seen.codes)}`,

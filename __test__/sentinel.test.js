@@ -10,7 +10,15 @@
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 
-const { startSentinels, conversation, conversationKey, captureLogger, pollUntil } = require('../test-support');
+const {
+  startSentinels,
+  conversation,
+  conversationKey,
+  captureLogger,
+  pollUntil,
+  startWriteLoad,
+  missingWrites,
+} = require('../test-support');
 const { RedisStore, StoreConfigError, createConversationStore, isRedisError } = require('..');
 
 const TIMEOUT_MS = 1000;
@@ -158,28 +166,8 @@ describe('RedisStore behind Redis Sentinel', () => {
    * for the promotion and RECOVERY_MS more of load. Returns what it saw.
    */
   async function underWriteLoad(store, capture, label, disrupt) {
-    const acked = new Map(); // id → { value, at }
-    const failures = [];
-    const lateSettles = [];
-    let running = true;
-    let sequence = 0;
-    const writer = async () => {
-      while (running) {
-        const id = `${label}-${++sequence}`;
-        const started = Date.now();
-        try {
-          await store.set(id, conversation(id, `${label}-user`, { sequence }));
-          acked.set(id, Date.now());
-        } catch (err) {
-          failures.push({ err, at: Date.now() });
-          // Fail-fast errors (no connection) would spin: pace the retries.
-          await new Promise((resolve) => setTimeout(resolve, 10));
-        }
-        const took = Date.now() - started;
-        if (took > TIMEOUT_MS + SETTLE_SLACK_MS) lateSettles.push({ id, took });
-      }
-    };
-    const writers = Array.from({ length: 4 }, writer);
+    const load = startWriteLoad(store, label, { lateAfterMs: TIMEOUT_MS + SETTLE_SLACK_MS });
+    const { acked, failures, late: lateSettles } = load;
     await pollUntil(() => acked.size >= 50, { what: 'writes before the failover' });
     const old = await set.primary();
     const disruptedAt = Date.now();
@@ -198,20 +186,8 @@ describe('RedisStore behind Redis Sentinel', () => {
       { timeoutMs: RECOVERY_MS + 2000, intervalMs: 10, what: `a write acknowledged by the new primary (port ${promoted.port})` },
     );
     await pollUntil(() => Date.now() - servedAt > 500, { intervalMs: 50, what: 'more writes after recovery' });
-    running = false;
-    await Promise.all(writers);
+    await load.stop();
     return { acked, failures, lateSettles, old, promoted, disruptedAt, disruptedBy, promotedAt, movedAt, servedAt };
-  }
-
-  /** Reads every acknowledged write back; the ids Redis lost, with when they were acked. */
-  async function lostWrites(store, acked) {
-    const lost = [];
-    for (const [id, at] of acked) {
-      const record = await store.get(id);
-      if (!record) lost.push({ id, at });
-      else assert.equal(record.externalId, id);
-    }
-    return lost;
   }
 
   function check(seen, what) {
@@ -236,7 +212,7 @@ describe('RedisStore behind Redis Sentinel', () => {
 
   /** Lost writes may only be ones the old primary acknowledged before the store moved. */
   async function countLost(store, seen, what, ackedBefore) {
-    const lost = await lostWrites(store, seen.acked);
+    const lost = await missingWrites(store, seen.acked);
     console.log(`# ${what}: ${lost.length} of ${seen.acked.size} acknowledged writes lost by Redis`);
     // The promise to a JS caller and the log line travel separately: allow a little.
     for (const { id, at } of lost) assert.ok(at <= ackedBefore + 100, `${id} was acknowledged ${at - ackedBefore} ms too late to be lost`);

@@ -16,6 +16,7 @@ const redisSentinel = require('./redis-sentinel');
 const ioredisStore = require('./ioredis-store');
 const nodeRedisStore = require('./node-redis-store');
 const tcpProxy = require('./tcp-proxy');
+const writeLoad = require('./write-load');
 
 module.exports = {
   // Servers
@@ -52,6 +53,9 @@ module.exports = {
   BASE_TIME_MS: records.BASE_TIME_MS,
   liveSdkObject: records.liveSdkObject,
   seededRandom: records.seededRandom,
+  // Load
+  startWriteLoad: writeLoad.startWriteLoad,
+  missingWrites: writeLoad.missingWrites,
   // Clients
   ioredisClient: clients.ioredisClient,
   captureLogger: clients.captureLogger,
