@@ -224,20 +224,29 @@ pub fn owner_of(json: &str) -> Option<String> {
     top_level_string(json, "userId")
 }
 
-/// A top-level string member of a stored record.
+/// A top-level string member of a stored record, as `JSON.parse` reads it
+/// (the last of duplicate keys); `None` when it is missing or not a string.
 ///
-/// Fast path: in JSON as `JSON.stringify` writes it, a key cannot appear
-/// unescaped inside a string, so a single `"<key>":"` in the whole text is
-/// the top-level member (a SIMD search, no parse). Anything else is scanned.
+/// Fast path, a few SIMD searches and no parse: in valid JSON a `"<key>":`
+/// can only be a real key (inside a string its quotes are escaped), and a
+/// key spelled with a `\u` escape is impossible in text that has none. So
+/// one hit, in a text without `\u` that starts with `{` and has no `{`/`[`
+/// before the hit, is the one top-level member. Anything else (a nested
+/// `userId` in a history message before it, duplicates, escapes) is
+/// scanned. Text that is not JSON gets no promise beyond no panic: it is
+/// refused by `JSON.parse` when read.
 fn top_level_string(json: &str, key: &str) -> Option<String> {
+    let bytes = json.as_bytes();
     let pattern = format!("\"{key}\":");
-    let mut hits = memchr::memmem::find_iter(json.as_bytes(), pattern.as_bytes());
+    let mut hits = memchr::memmem::find_iter(bytes, pattern.as_bytes());
     if let (Some(at), None) = (hits.next(), hits.next()) {
-        let value = &json[at + pattern.len()..];
-        if let Some(body) = value.strip_prefix('"') {
-            if let Some(end) = memchr::memchr2(b'"', b'\\', body.as_bytes()) {
-                if body.as_bytes()[end] == b'"' {
-                    return Some(body[..end].to_owned());
+        let at_top_level = bytes.first() == Some(&b'{') && memchr::memchr2(b'{', b'[', &bytes[1..at]).is_none();
+        if at_top_level && memchr::memmem::find(bytes, b"\\u").is_none() {
+            if let Some(body) = json[at + pattern.len()..].strip_prefix('"') {
+                if let Some(end) = memchr::memchr2(b'"', b'\\', body.as_bytes()) {
+                    if body.as_bytes()[end] == b'"' {
+                        return Some(body[..end].to_owned());
+                    }
                 }
             }
         }
@@ -245,6 +254,7 @@ fn top_level_string(json: &str, key: &str) -> Option<String> {
     object_members(json)
         .ok()?
         .iter()
+        .rev()
         .find(|member| member.key_is(key))
         .and_then(Member::string_value)
 }
