@@ -158,7 +158,17 @@ impl Topology for Cluster {
                 async move { command.query_async(&mut connection).await }
             })
             .await?;
-        let found = found.map(record::text_from_bytes);
+        let found = match found {
+            None => None,
+            Some(bytes) => {
+                record::within_budget(
+                    &format!("GET {}", self.keys.record(id)),
+                    bytes.len(),
+                    &self.policy.rules,
+                )?;
+                Some(record::stored_record(&self.keys.record(id), id, bytes)?)
+            }
+        };
         if self.policy.sliding_expiry {
             if let Some(owner) = found.as_deref().and_then(record::owner_of) {
                 let index = self.keys.user_index(&owner);
@@ -232,7 +242,7 @@ impl Topology for Cluster {
                 redis::cmd("GETDEL").arg(&key).query_async(&mut connection).await
             })
             .await?;
-        let Some(json) = removed.map(record::text_from_bytes) else {
+        let Some(json) = removed.and_then(record::utf8_text) else {
             return Ok(());
         };
         let Some(owner) = record::owner_of(&json) else {
@@ -254,13 +264,28 @@ impl Topology for Cluster {
         index: String,
         _user_id: String,
         stale: Vec<Stale>,
-    ) -> impl Future<Output = StoreResult<()>> + Send + 'static {
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send + 'static {
         let link = self.link.clone();
+        let keys = self.keys.clone();
         async move {
+            let mut foreign = Vec::new();
             for entry in &stale {
-                remove_if_score(&link, &index, &entry.id, entry.score).await?;
+                // MGET answers nil for a key of another type too: that is
+                // not a gone record, and not this store's to unlist.
+                let key = keys.record(&entry.id);
+                let kind: String = link
+                    .run(&format!("TYPE {key}"), |mut connection| {
+                        let key = &key;
+                        async move { redis::cmd("TYPE").arg(key).query_async(&mut connection).await }
+                    })
+                    .await?;
+                match kind.as_str() {
+                    "none" => remove_if_score(&link, &index, &entry.id, entry.score).await?,
+                    "string" => {} // written again since the listing read it
+                    _ => foreign.push(entry.id.clone()),
+                }
             }
-            Ok(())
+            Ok(foreign)
         }
     }
 }

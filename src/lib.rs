@@ -48,6 +48,6 @@ mod topology;
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::oracle::{
-        check_prepare, check_scan, check_stored_record, check_text_from_bytes, check_utf16_to_utf8, check_utf8_to_utf16,
+        check_prepare, check_scan, check_stored_record, check_utf16_to_utf8, check_utf8_text, check_utf8_to_utf16,
     };
 }

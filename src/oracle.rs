@@ -219,11 +219,11 @@ pub fn check_utf16_to_utf8(units: &[u16]) {
     assert_eq!(text::utf16_to_utf8(units), String::from_utf16(units).ok(), "{units:x?}");
 }
 
-/// Stored bytes → text against `String::from_utf8_lossy`.
-pub fn check_text_from_bytes(bytes: &[u8]) {
+/// Stored bytes → text against `String::from_utf8`.
+pub fn check_utf8_text(bytes: &[u8]) {
     assert_eq!(
-        record::text_from_bytes(bytes.to_vec()),
-        String::from_utf8_lossy(bytes),
+        record::utf8_text(bytes.to_vec()),
+        String::from_utf8(bytes.to_vec()).ok(),
         "{bytes:x?}"
     );
 }
@@ -546,9 +546,9 @@ mod tests {
         }
 
         #[test]
-        fn stored_bytes_decode_as_lossy_utf8(bytes in prop::collection::vec(
+        fn stored_bytes_are_text_exactly_when_utf8(bytes in prop::collection::vec(
             prop_oneof![3 => 0x20u8..0x80, 1 => any::<u8>()], 0..40)) {
-            check_text_from_bytes(&bytes);
+            check_utf8_text(&bytes);
         }
     }
 

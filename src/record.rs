@@ -114,17 +114,62 @@ fn updated_at_score(id: &str, member: &Member<'_>) -> StoreResult<i64> {
     })
 }
 
-/// A stored record's bytes as text. Records are read from Redis as bytes and
-/// checked here with a SIMD validator: std's check of mixed-script chat text
-/// was a fifth of all CPU time when listing 64 KB records. Bytes that are not
-/// UTF-8 (never written by this store) become U+FFFD, as a JS decoder would.
-pub fn text_from_bytes(bytes: Vec<u8>) -> String {
-    if simdutf8::basic::from_utf8(&bytes).is_ok() {
-        // SAFETY: just validated as UTF-8.
-        unsafe { String::from_utf8_unchecked(bytes) }
-    } else {
-        String::from_utf8_lossy(&bytes).into_owned()
+/// How many of the largest records one call may read: its byte budget is
+/// this many times `maxRecordBytes` (64 MiB at the default), so a
+/// `listByUser` of 1,000 records of 1 MiB fails instead of building a
+/// gigabyte on the JS thread.
+pub const CALL_BUDGET_RECORDS: usize = 64;
+
+/// The bytes of stored records one call may read and hand to JS.
+pub fn call_byte_budget(rules: &RecordRules) -> usize {
+    rules.max_record_bytes.saturating_mul(CALL_BUDGET_RECORDS)
+}
+
+/// Stored bytes as text, if they are UTF-8. Checked with a SIMD validator:
+/// std's check of mixed-script chat text was a fifth of all CPU time when
+/// listing 64 KB records.
+pub fn utf8_text(bytes: Vec<u8>) -> Option<String> {
+    simdutf8::basic::from_utf8(&bytes).ok()?;
+    // SAFETY: just validated as UTF-8.
+    Some(unsafe { String::from_utf8_unchecked(bytes) })
+}
+
+/// The value stored at `key` (record `id`) as a record this store could
+/// have written: UTF-8 text of a JSON object with a string `userId`.
+/// Anything else is data the store did not write (or corrupt): refused
+/// with the key named, never handed to JS as if it were a conversation.
+pub fn stored_record(key: &str, id: &str, bytes: Vec<u8>) -> StoreResult<String> {
+    let unreadable = |reason: String| StoreError::CorruptRecord {
+        id: id.to_owned(),
+        reason: format!("{key} {reason}"),
+    };
+    let text = utf8_text(bytes).ok_or_else(|| unreadable("holds bytes that are not UTF-8 text".into()))?;
+    let start = text.trim_start_matches([' ', '\t', '\n', '\r']);
+    if !start.starts_with('{') {
+        let head: String = start.chars().take(24).collect();
+        return Err(unreadable(format!("holds {head:?}..., not a JSON object")));
     }
+    if owner_of(&text).is_none() {
+        // Only on this error path: say whether it is JSON at all.
+        return Err(unreadable(match serde_json::from_str::<serde::de::IgnoredAny>(&text) {
+            Err(err) => format!("is not valid JSON: {err}"),
+            Ok(_) => "has no string userId".into(),
+        }));
+    }
+    Ok(text)
+}
+
+/// `ResponseTooLarge` unless `bytes` read so far fit the call's budget.
+pub fn within_budget(what: &str, bytes: usize, rules: &RecordRules) -> StoreResult<()> {
+    let limit = call_byte_budget(rules);
+    if bytes > limit {
+        return Err(StoreError::ResponseTooLarge {
+            what: what.to_owned(),
+            bytes,
+            limit,
+        });
+    }
+    Ok(())
 }
 
 /// `Date.parse(updatedAt)` of a stored record, if it has a readable one.

@@ -95,26 +95,33 @@ return 1
 /// KEYS: record. ARGV: ttl, index ttl, prefix. A read that refreshes both TTLs.
 const GET_SLIDING: &str = r#"
 local value = redis.call('GET', KEYS[1])
-if value then
+local owner = value and owner_of(value)
+-- Only a record with an owner is this store's: never put a TTL on other data.
+if owner then
   redis.call('EXPIRE', KEYS[1], ARGV[1])
-  local owner = owner_of(value)
-  if owner then redis.call('EXPIRE', index_key(ARGV[3], owner), ARGV[2]) end
+  redis.call('EXPIRE', index_key(ARGV[3], owner), ARGV[2])
 end
 return value
 "#;
 
 /// KEYS: index. ARGV: prefix, userId, ids... Removes the ids whose record is
-/// gone or (checked again, atomically) belongs to another user.
+/// gone or (checked again, atomically) belongs to another user. Returns the
+/// ids left in place because their key holds another type of value (data
+/// this store did not write: not its to unlist).
 const PRUNE_STALE: &str = r#"
-local removed = 0
+local foreign = {}
 for i = 3, #ARGV do
-  local value = redis.call('GET', ARGV[1] .. 'conv:' .. ARGV[i])
-  local owner = value and owner_of(value)
-  if (not value) or (owner and owner ~= ARGV[2]) then
-    removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
+  local value = redis.pcall('GET', ARGV[1] .. 'conv:' .. ARGV[i])
+  if type(value) == 'table' then
+    foreign[#foreign + 1] = ARGV[i]
+  else
+    local owner = value and owner_of(value)
+    if (not value) or (owner and owner ~= ARGV[2]) then
+      redis.call('ZREM', KEYS[1], ARGV[i])
+    end
   end
 end
-return removed
+return foreign
 "#;
 
 /// The check of a conditional write (`ifUpdatedAt`), shared by its scripts.
