@@ -170,8 +170,8 @@ impl Topology for Cluster {
             }
         };
         if self.policy.sliding_expiry {
-            if let Some(owner) = found.as_deref().and_then(record::owner_of) {
-                let index = self.keys.user_index(&owner);
+            if let Some((_, owner)) = &found {
+                let index = self.keys.user_index(owner);
                 let index_ttl = self.policy.index_ttl_seconds();
                 self.link
                     .run(&format!("EXPIRE {index}"), |mut connection| async move {
@@ -184,7 +184,7 @@ impl Topology for Cluster {
                     .await?;
             }
         }
-        Ok(found)
+        Ok(found.map(|(json, _)| json))
     }
 
     async fn set(&self, id: &str, record: PreparedRecord) -> StoreResult<()> {

@@ -66,9 +66,7 @@ pub async fn list_by_user<S: Topology>(
             };
             match record::stored_record(key, &id, bytes) {
                 // Never another user's record, whatever an index says.
-                Ok(json) if record::owner_of(&json).is_some_and(|owner| owner == user_id) => {
-                    live.push((id, json, score))
-                }
+                Ok((json, owner)) if owner == user_id => live.push((id, json, score)),
                 Ok(_) => stale.push(Stale { id, score }),
                 Err(err) => store
                     .link()

@@ -138,7 +138,8 @@ pub fn utf8_text(bytes: Vec<u8>) -> Option<String> {
 /// have written: UTF-8 text of a JSON object with a string `userId`.
 /// Anything else is data the store did not write (or corrupt): refused
 /// with the key named, never handed to JS as if it were a conversation.
-pub fn stored_record(key: &str, id: &str, bytes: Vec<u8>) -> StoreResult<String> {
+/// Returns the text and its owner.
+pub fn stored_record(key: &str, id: &str, bytes: Vec<u8>) -> StoreResult<(String, String)> {
     let unreadable = |reason: String| StoreError::CorruptRecord {
         id: id.to_owned(),
         reason: format!("{key} {reason}"),
@@ -149,14 +150,14 @@ pub fn stored_record(key: &str, id: &str, bytes: Vec<u8>) -> StoreResult<String>
         let head: String = start.chars().take(24).collect();
         return Err(unreadable(format!("holds {head:?}..., not a JSON object")));
     }
-    if owner_of(&text).is_none() {
+    let Some(owner) = owner_of(&text) else {
         // Only on this error path: say whether it is JSON at all.
         return Err(unreadable(match serde_json::from_str::<serde::de::IgnoredAny>(&text) {
             Err(err) => format!("is not valid JSON: {err}"),
             Ok(_) => "has no string userId".into(),
         }));
-    }
-    Ok(text)
+    };
+    Ok((text, owner))
 }
 
 /// `ResponseTooLarge` unless `bytes` read so far fit the call's budget.
@@ -620,6 +621,38 @@ mod tests {
         assert_eq!(err.code(), "STORE_CONFLICT");
         assert!(err.to_string().contains("2024-02-01T00:00:00.000Z"), "{err}");
         assert_eq!(updated_at_of(r#"{"userId":"u","updatedAt":"x"}"#).as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn stored_values_that_are_not_records_are_refused_naming_the_key() {
+        let reason = |bytes: &[u8]| match stored_record("p:conv:c", "c", bytes.to_vec()) {
+            Err(StoreError::CorruptRecord { id, reason }) => {
+                assert_eq!(id, "c");
+                assert!(reason.starts_with("p:conv:c "), "{reason}");
+                reason
+            }
+            other => panic!("{other:?}"),
+        };
+        assert!(reason(b"{\"userId\":\"u\xff\"}").contains("not UTF-8"));
+        assert!(reason(b" [{\"userId\":\"u\"}]").contains("not a JSON object"));
+        assert!(reason(b"42").contains("not a JSON object"));
+        assert!(reason(b"{\"userId\":5}").contains("no string userId"));
+        assert!(reason(b"{\"title\":\"t\"").contains("not valid JSON"));
+        let (json, owner) = stored_record("p:conv:c", "c", br#"{"userId":"u"}"#.to_vec()).unwrap();
+        assert_eq!((json.as_str(), owner.as_str()), (r#"{"userId":"u"}"#, "u"));
+    }
+
+    #[test]
+    fn the_call_budget_is_64_largest_records() {
+        let rules = rules();
+        assert_eq!(call_byte_budget(&rules), 64 << 20);
+        assert!(within_budget("get", 64 << 20, &rules).is_ok());
+        let err = within_budget("listByUser(\"u\")", (64 << 20) + 1, &rules).unwrap_err();
+        assert_eq!(err.code(), "STORE_RESPONSE_TOO_LARGE");
+        assert!(
+            err.to_string().starts_with("listByUser(\"u\") read 67108865 bytes"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -77,7 +77,7 @@ impl<T: Transport> Topology for SingleServer<T> {
         };
         let Some(bytes) = found else { return Ok(None) };
         record::within_budget(&what, bytes.len(), &self.policy.rules)?;
-        record::stored_record(&self.keys.record(id), id, bytes).map(Some)
+        record::stored_record(&self.keys.record(id), id, bytes).map(|(json, _)| Some(json))
     }
 
     async fn set(&self, id: &str, record: PreparedRecord) -> StoreResult<()> {
