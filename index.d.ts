@@ -517,7 +517,7 @@ export type StoreInputErrorCode =
 
 export type StoreConfigErrorCode = 'STORE_INVALID_CONFIG';
 
-export type StoreDataErrorCode = 'STORE_CORRUPT_RECORD';
+export type StoreDataErrorCode = 'STORE_CORRUPT_RECORD' | 'STORE_RESPONSE_TOO_LARGE';
 
 export type StoreConflictErrorCode = 'STORE_CONFLICT';
 

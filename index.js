@@ -83,6 +83,7 @@ const ERROR_CLASS_BY_CODE = new Map([
   ['STORE_INVALID_ARGUMENT', StoreInputError],
   ['STORE_INVALID_CONFIG', StoreConfigError],
   ['STORE_CORRUPT_RECORD', StoreDataError],
+  ['STORE_RESPONSE_TOO_LARGE', StoreDataError],
   ['STORE_UNAVAILABLE', RedisError],
   ['STORE_TIMEOUT', RedisError],
   ['STORE_AUTH', RedisError],

@@ -256,10 +256,20 @@ impl Topology for Cluster {
                 async move { command.query_async(&mut connection).await }
             })
             .await?;
-        let found = found.map(record::text_from_bytes);
+        let found = match found {
+            None => None,
+            Some(bytes) => {
+                record::within_budget(
+                    &format!("GET {}", self.keys.record(id)),
+                    bytes.len(),
+                    &self.policy.rules,
+                )?;
+                Some(record::stored_record(&self.keys.record(id), id, bytes)?)
+            }
+        };
         if self.policy.sliding_expiry {
-            if let Some(owner) = found.as_deref().and_then(record::owner_of) {
-                let index = self.keys.user_index(&owner);
+            if let Some((_, owner)) = &found {
+                let index = self.keys.user_index(owner);
                 let index_ttl = self.policy.index_ttl_seconds();
                 self.link
                     .run(&format!("EXPIRE {index}"), |mut connection| async move {
@@ -272,7 +282,7 @@ impl Topology for Cluster {
                     .await?;
             }
         }
-        Ok(found)
+        Ok(found.map(|(json, _)| json))
     }
 
     async fn set(&self, id: &str, record: PreparedRecord) -> StoreResult<()> {
@@ -338,7 +348,7 @@ impl Topology for Cluster {
             .write_step(&format!("GETDEL {key}"), step, None, &mut unconfirmed)
             .await?;
         let unindexed = self
-            .unindex_deleted(id, removed.map(record::text_from_bytes), &mut unconfirmed)
+            .unindex_deleted(id, removed.and_then(record::utf8_text), &mut unconfirmed)
             .await;
         unconfirmed.after(unindexed)
     }
@@ -351,13 +361,28 @@ impl Topology for Cluster {
         index: String,
         _user_id: String,
         stale: Vec<Stale>,
-    ) -> impl Future<Output = StoreResult<()>> + Send + 'static {
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send + 'static {
         let link = self.link.clone();
+        let keys = self.keys.clone();
         async move {
+            let mut foreign = Vec::new();
             for entry in &stale {
-                remove_if_score(&link, &index, &entry.id, entry.score).await?;
+                // MGET answers nil for a key of another type too: that is
+                // not a gone record, and not this store's to unlist.
+                let key = keys.record(&entry.id);
+                let kind: String = link
+                    .run(&format!("TYPE {key}"), |mut connection| {
+                        let key = &key;
+                        async move { redis::cmd("TYPE").arg(key).query_async(&mut connection).await }
+                    })
+                    .await?;
+                match kind.as_str() {
+                    "none" => remove_if_score(&link, &index, &entry.id, entry.score).await?,
+                    "string" => {} // written again since the listing read it
+                    _ => foreign.push(entry.id.clone()),
+                }
             }
-            Ok(())
+            Ok(foreign)
         }
     }
 }

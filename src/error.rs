@@ -54,6 +54,9 @@ pub enum StoreError {
     Config(String),
     #[error("stored record {id:?} is unreadable: {reason}")]
     CorruptRecord { id: String, reason: String },
+    /// One call read more record bytes than its budget (`record::call_byte_budget`).
+    #[error("{what} read {bytes} bytes of records, over the per-call budget of {limit} bytes (64 x maxRecordBytes); nothing was returned: ask for fewer records (limit)")]
+    ResponseTooLarge { what: String, bytes: usize, limit: usize },
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -91,6 +94,7 @@ impl StoreError {
             StoreError::InvalidArgument(_) => "STORE_INVALID_ARGUMENT",
             StoreError::Config(_) => "STORE_INVALID_CONFIG",
             StoreError::CorruptRecord { .. } => "STORE_CORRUPT_RECORD",
+            StoreError::ResponseTooLarge { .. } => "STORE_RESPONSE_TOO_LARGE",
             StoreError::Unavailable(_) => "STORE_UNAVAILABLE",
             StoreError::Timeout(_) => "STORE_TIMEOUT",
             StoreError::Auth(_) => "STORE_AUTH",
@@ -111,7 +115,7 @@ impl StoreError {
             | StoreError::RecordTooLarge { .. }
             | StoreError::InvalidArgument(_) => ErrorClass::Input,
             StoreError::Config(_) => ErrorClass::Config,
-            StoreError::CorruptRecord { .. } => ErrorClass::Data,
+            StoreError::CorruptRecord { .. } | StoreError::ResponseTooLarge { .. } => ErrorClass::Data,
             StoreError::Unavailable(_)
             | StoreError::Timeout(_)
             | StoreError::Auth(_)
@@ -142,6 +146,12 @@ impl StoreError {
         }
         if is_tls_failure(err) {
             return StoreError::Tls(message);
+        }
+        if detail.contains("WRONGTYPE") {
+            // A key of the layout holds a hash, a list...: someone else's data.
+            return StoreError::Reply(format!(
+                "{message} (a key the store uses holds another type of value: data this store did not write)"
+            ));
         }
         if is_read_only(err) {
             // The server was demoted to a replica: the link checks it (and,
@@ -207,7 +217,12 @@ impl StoreError {
                 id: "sample".into(),
                 reason: sample("corrupt"),
             },
-            StoreError::CorruptRecord { .. } => StoreError::Unavailable(sample("unavailable")),
+            StoreError::CorruptRecord { .. } => StoreError::ResponseTooLarge {
+                what: sample("listByUser"),
+                bytes: 2,
+                limit: 1,
+            },
+            StoreError::ResponseTooLarge { .. } => StoreError::Unavailable(sample("unavailable")),
             StoreError::Unavailable(_) => StoreError::Timeout(sample("timeout")),
             StoreError::Timeout(_) => StoreError::Auth(sample("auth")),
             StoreError::Auth(_) => StoreError::Tls(sample("tls")),

@@ -29,6 +29,9 @@ mod keys;
 mod listing;
 mod logger;
 mod memory_store;
+// Oracles for the hand-written parts: property tests and fuzz targets.
+#[cfg(any(test, feature = "fuzzing"))]
+mod oracle;
 // Its table reaches JS through a napi export (see `binding` above).
 #[cfg_attr(test, allow(dead_code))]
 mod options;
@@ -41,3 +44,14 @@ mod single_server;
 mod supervisor;
 mod text;
 mod topology;
+
+/// The fuzz targets' way in (`fuzz/`, built with `--features fuzzing`): the
+/// oracle checks only. Normal and npm builds do not have it, so the napi
+/// exports stay the crate's only public surface.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::oracle::{
+        check_prepare, check_scan, check_stored_record, check_utf16_to_utf8, check_utf8_text, check_utf8_to_utf16,
+    };
+}

@@ -10,7 +10,7 @@
 //! 4 KB, measured with INFO commandstats).
 
 use crate::error::StoreResult;
-use crate::record::{self, ListQuery};
+use crate::record::{self, ListQuery, RecordRules};
 use crate::topology::Topology;
 
 /// Index entries read beyond the page asked for, so that a few stale ones
@@ -25,14 +25,23 @@ pub struct Stale {
 }
 
 /// `id, json, id, json, ...` newest first; `json` is the whole record or,
-/// with `fields`, an object of just those fields.
-pub async fn list_by_user<S: Topology>(store: &S, user_id: &str, query: ListQuery) -> StoreResult<Vec<String>> {
+/// with `fields`, an object of just those fields. A call reads at most its
+/// byte budget of records (`record::call_byte_budget`), else it fails whole;
+/// a value that is not a record (`record::stored_record`) is skipped with a
+/// warning and left in place.
+pub async fn list_by_user<S: Topology>(
+    store: &S,
+    user_id: &str,
+    query: ListQuery,
+    rules: &RecordRules,
+) -> StoreResult<Vec<String>> {
     let index = store.keys().user_index(user_id);
     let wanted = query.offset + query.limit;
     let window = wanted + WINDOW_EXTRA;
     let mut live: Vec<(String, String, f64)> = Vec::with_capacity(wanted);
     let mut stale = Vec::new();
     let mut start = 0;
+    let mut bytes_read = 0;
     loop {
         let entries = index_window(store, &index, start, window).await?;
         if entries.is_empty() {
@@ -43,17 +52,26 @@ pub async fn list_by_user<S: Topology>(store: &S, user_id: &str, query: ListQuer
         let keys: Vec<String> = entries.iter().map(|(id, _)| store.keys().record(id)).collect();
         let records: Vec<Option<Vec<u8>>> = store
             .link()
-            .run(&format!("MGET records of {index}"), |mut connection| async move {
-                redis::cmd("MGET").arg(&keys).query_async(&mut connection).await
+            .run(&format!("MGET records of {index}"), |mut connection| {
+                let keys = &keys;
+                async move { redis::cmd("MGET").arg(keys).query_async(&mut connection).await }
             })
             .await?;
-        for ((id, score), json) in entries.into_iter().zip(records) {
-            match json.map(record::text_from_bytes) {
+        bytes_read += records.iter().flatten().map(Vec::len).sum::<usize>();
+        record::within_budget(&format!("listByUser({user_id:?})"), bytes_read, rules)?;
+        for (((id, score), key), bytes) in entries.into_iter().zip(&keys).zip(records) {
+            let Some(bytes) = bytes else {
+                stale.push(Stale { id, score });
+                continue;
+            };
+            match record::stored_record(key, &id, bytes) {
                 // Never another user's record, whatever an index says.
-                Some(json) if record::owner_of(&json).is_none_or(|owner| owner == user_id) => {
-                    live.push((id, json, score))
-                }
-                _ => stale.push(Stale { id, score }),
+                Ok((json, owner)) if owner == user_id => live.push((id, json, score)),
+                Ok(_) => stale.push(Stale { id, score }),
+                Err(err) => store
+                    .link()
+                    .logger()
+                    .warn(format!("listByUser({user_id:?}): skipped a record: {err}")),
             }
         }
         if live.len() >= wanted || !full_window {
@@ -109,11 +127,25 @@ async fn index_window<S: Topology>(
 fn prune_in_background<S: Topology>(store: &S, index: String, user_id: String, stale: Vec<Stale>) {
     let logger = store.link().logger().clone();
     let what = format!("pruning {} stale id(s) from {index}", stale.len());
+    let record_key = |id: &str| store.keys().record(id);
+    let keys: Vec<(String, String)> = stale
+        .iter()
+        .map(|entry| (entry.id.clone(), record_key(&entry.id)))
+        .collect();
+    let listing = format!("listByUser({user_id:?})");
     let pruning = store.prune(index, user_id, stale);
     napi::bindgen_prelude::spawn(async move {
-        if let Err(err) = pruning.await {
+        match pruning.await {
+            Ok(foreign) => {
+                for (id, key) in keys.iter().filter(|(id, _)| foreign.contains(id)) {
+                    logger.warn(format!(
+                        "{listing}: skipped a record: {key} (id {id:?}) holds another type of value, \
+                         not a record this store wrote; left in place"
+                    ));
+                }
+            }
             // The listing was right without it; the next one retries.
-            logger.warn(format!("{what} failed: {err}"));
+            Err(err) => logger.warn(format!("{what} failed: {err}")),
         }
     });
 }

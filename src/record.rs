@@ -114,17 +114,63 @@ fn updated_at_score(id: &str, member: &Member<'_>) -> StoreResult<i64> {
     })
 }
 
-/// A stored record's bytes as text. Records are read from Redis as bytes and
-/// checked here with a SIMD validator: std's check of mixed-script chat text
-/// was a fifth of all CPU time when listing 64 KB records. Bytes that are not
-/// UTF-8 (never written by this store) become U+FFFD, as a JS decoder would.
-pub fn text_from_bytes(bytes: Vec<u8>) -> String {
-    if simdutf8::basic::from_utf8(&bytes).is_ok() {
-        // SAFETY: just validated as UTF-8.
-        unsafe { String::from_utf8_unchecked(bytes) }
-    } else {
-        String::from_utf8_lossy(&bytes).into_owned()
+/// How many of the largest records one call may read: its byte budget is
+/// this many times `maxRecordBytes` (64 MiB at the default), so a
+/// `listByUser` of 1,000 records of 1 MiB fails instead of building a
+/// gigabyte on the JS thread.
+pub const CALL_BUDGET_RECORDS: usize = 64;
+
+/// The bytes of stored records one call may read and hand to JS.
+pub fn call_byte_budget(rules: &RecordRules) -> usize {
+    rules.max_record_bytes.saturating_mul(CALL_BUDGET_RECORDS)
+}
+
+/// Stored bytes as text, if they are UTF-8. Checked with a SIMD validator:
+/// std's check of mixed-script chat text was a fifth of all CPU time when
+/// listing 64 KB records.
+pub fn utf8_text(bytes: Vec<u8>) -> Option<String> {
+    simdutf8::basic::from_utf8(&bytes).ok()?;
+    // SAFETY: just validated as UTF-8.
+    Some(unsafe { String::from_utf8_unchecked(bytes) })
+}
+
+/// The value stored at `key` (record `id`) as a record this store could
+/// have written: UTF-8 text of a JSON object with a string `userId`.
+/// Anything else is data the store did not write (or corrupt): refused
+/// with the key named, never handed to JS as if it were a conversation.
+/// Returns the text and its owner.
+pub fn stored_record(key: &str, id: &str, bytes: Vec<u8>) -> StoreResult<(String, String)> {
+    let unreadable = |reason: String| StoreError::CorruptRecord {
+        id: id.to_owned(),
+        reason: format!("{key} {reason}"),
+    };
+    let text = utf8_text(bytes).ok_or_else(|| unreadable("holds bytes that are not UTF-8 text".into()))?;
+    let start = text.trim_start_matches([' ', '\t', '\n', '\r']);
+    if !start.starts_with('{') {
+        let head: String = start.chars().take(24).collect();
+        return Err(unreadable(format!("holds {head:?}..., not a JSON object")));
     }
+    let Some(owner) = owner_of(&text) else {
+        // Only on this error path: say whether it is JSON at all.
+        return Err(unreadable(match serde_json::from_str::<serde::de::IgnoredAny>(&text) {
+            Err(err) => format!("is not valid JSON: {err}"),
+            Ok(_) => "has no string userId".into(),
+        }));
+    };
+    Ok((text, owner))
+}
+
+/// `ResponseTooLarge` unless `bytes` read so far fit the call's budget.
+pub fn within_budget(what: &str, bytes: usize, rules: &RecordRules) -> StoreResult<()> {
+    let limit = call_byte_budget(rules);
+    if bytes > limit {
+        return Err(StoreError::ResponseTooLarge {
+            what: what.to_owned(),
+            bytes,
+            limit,
+        });
+    }
+    Ok(())
 }
 
 /// `Date.parse(updatedAt)` of a stored record, if it has a readable one.
@@ -224,20 +270,33 @@ pub fn owner_of(json: &str) -> Option<String> {
     top_level_string(json, "userId")
 }
 
-/// A top-level string member of a stored record.
+/// A top-level string member of a stored record, as `JSON.parse` reads it
+/// (the last of duplicate keys); `None` when it is missing or not a string.
 ///
-/// Fast path: in JSON as `JSON.stringify` writes it, a key cannot appear
-/// unescaped inside a string, so a single `"<key>":"` in the whole text is
-/// the top-level member (a SIMD search, no parse). Anything else is scanned.
+/// Fast path, a few SIMD searches and no parse: in valid JSON a `"<key>":`
+/// not right after a backslash can only be a real key (inside a string its
+/// quotes are escaped), and a
+/// key spelled with a `\u` escape is impossible in text that has none. So
+/// one hit, in a text without `\u` that starts with `{` and has no `{`/`[`
+/// before the hit, is the one top-level member. Anything else (a nested
+/// `userId` in a history message before it, duplicates, escapes) is
+/// scanned. Text that is not JSON gets no promise beyond no panic: it is
+/// refused by `JSON.parse` when read.
 fn top_level_string(json: &str, key: &str) -> Option<String> {
+    let bytes = json.as_bytes();
     let pattern = format!("\"{key}\":");
-    let mut hits = memchr::memmem::find_iter(json.as_bytes(), pattern.as_bytes());
+    let mut hits = memchr::memmem::find_iter(bytes, pattern.as_bytes());
     if let (Some(at), None) = (hits.next(), hits.next()) {
-        let value = &json[at + pattern.len()..];
-        if let Some(body) = value.strip_prefix('"') {
-            if let Some(end) = memchr::memchr2(b'"', b'\\', body.as_bytes()) {
-                if body.as_bytes()[end] == b'"' {
-                    return Some(body[..end].to_owned());
+        // A hit right after a backslash is the end of another key (`a\"userId`).
+        let at_top_level = bytes.first() == Some(&b'{')
+            && bytes[at - 1] != b'\\'
+            && memchr::memchr2(b'{', b'[', &bytes[1..at]).is_none();
+        if at_top_level && memchr::memmem::find(bytes, b"\\u").is_none() {
+            if let Some(body) = json[at + pattern.len()..].strip_prefix('"') {
+                if let Some(end) = memchr::memchr2(b'"', b'\\', body.as_bytes()) {
+                    if body.as_bytes()[end] == b'"' {
+                        return Some(body[..end].to_owned());
+                    }
                 }
             }
         }
@@ -245,6 +304,7 @@ fn top_level_string(json: &str, key: &str) -> Option<String> {
     object_members(json)
         .ok()?
         .iter()
+        .rev()
         .find(|member| member.key_is(key))
         .and_then(Member::string_value)
 }
@@ -541,6 +601,12 @@ mod tests {
         assert_eq!(owner_of(json).as_deref(), Some("top"));
         assert_eq!(owner_of(r#"{"a":1,"userId":"only"}"#).as_deref(), Some("only"));
         assert_eq!(owner_of(r#"{"userId":"we\"ird"}"#).as_deref(), Some("we\"ird"));
+        // A key that ends in `"userId` is not userId.
+        assert_eq!(owner_of(r#"{"a\"userId":"v","b":1}"#), None);
+        assert_eq!(
+            owner_of(r#"{"a\"userId":"v","userId":"real"}"#).as_deref(),
+            Some("real")
+        );
         assert_eq!(owner_of(r#"{"userId": "spaced"}"#).as_deref(), Some("spaced"));
         assert_eq!(owner_of("not json"), None);
         let fields = vec!["title".to_string(), "userId".to_string()];
@@ -565,6 +631,38 @@ mod tests {
         assert_eq!(err.code(), "STORE_CONFLICT");
         assert!(err.to_string().contains("2024-02-01T00:00:00.000Z"), "{err}");
         assert_eq!(updated_at_of(r#"{"userId":"u","updatedAt":"x"}"#).as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn stored_values_that_are_not_records_are_refused_naming_the_key() {
+        let reason = |bytes: &[u8]| match stored_record("p:conv:c", "c", bytes.to_vec()) {
+            Err(StoreError::CorruptRecord { id, reason }) => {
+                assert_eq!(id, "c");
+                assert!(reason.starts_with("p:conv:c "), "{reason}");
+                reason
+            }
+            other => panic!("{other:?}"),
+        };
+        assert!(reason(b"{\"userId\":\"u\xff\"}").contains("not UTF-8"));
+        assert!(reason(b" [{\"userId\":\"u\"}]").contains("not a JSON object"));
+        assert!(reason(b"42").contains("not a JSON object"));
+        assert!(reason(b"{\"userId\":5}").contains("no string userId"));
+        assert!(reason(b"{\"title\":\"t\"").contains("not valid JSON"));
+        let (json, owner) = stored_record("p:conv:c", "c", br#"{"userId":"u"}"#.to_vec()).unwrap();
+        assert_eq!((json.as_str(), owner.as_str()), (r#"{"userId":"u"}"#, "u"));
+    }
+
+    #[test]
+    fn the_call_budget_is_64_largest_records() {
+        let rules = rules();
+        assert_eq!(call_byte_budget(&rules), 64 << 20);
+        assert!(within_budget("get", 64 << 20, &rules).is_ok());
+        let err = within_budget("listByUser(\"u\")", (64 << 20) + 1, &rules).unwrap_err();
+        assert_eq!(err.code(), "STORE_RESPONSE_TOO_LARGE");
+        assert!(
+            err.to_string().starts_with("listByUser(\"u\") read 67108865 bytes"),
+            "{err}"
+        );
     }
 
     #[test]

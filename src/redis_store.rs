@@ -117,7 +117,7 @@ impl RedisStoreCore {
 
     /// `id, json, id, json, ...` newest first (see `listing.rs`).
     pub async fn list_by_user(&self, user_id: &str, query: ListQuery) -> StoreResult<Vec<String>> {
-        with_topology!(&self.backend, topology => listing::list_by_user(topology, user_id, query).await)
+        with_topology!(&self.backend, topology => listing::list_by_user(topology, user_id, query, &self.policy.rules).await)
     }
 }
 

@@ -9,17 +9,26 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// A top-level string member of a stored record (its owner, `userId`, or its
-/// `updatedAt`). Fast path: records written with `JSON.stringify` have no
-/// spaces, and a key can only appear unescaped as a real key, so a single
-/// `"<key>":"` with no second `"<key>":` is the top-level one. Anything else
-/// is decoded in full.
+/// `updatedAt`), as `JSON.parse` reads it. Fast path, as `record.rs`'s
+/// `top_level_string`: in valid JSON a `"<key>":` not right after a
+/// backslash is always a real key, so the only one, in a text without `\u` escapes (which could spell the key
+/// a second time), with no `{`/`[` before it, is the top-level member.
+/// Anything else (a `userId` nested in a history message first, a
+/// non-string owner) is decoded in full.
 const RECORD_HELPERS: &str = r#"
 local function top_string(json, key)
-  local first, last = string.find(json, '"' .. key .. '":"', 1, true)
-  if first and string.sub(json, first - 1, first - 1) ~= '\\' and not string.find(json, '"' .. key .. '":', last, true) then
-    local close = string.find(json, '"', last + 1, true)
+  local pattern = '"' .. key .. '":'
+  local first, last = string.find(json, pattern, 1, true)
+  local bracket = string.find(json, '[%[{]', 2)
+  -- (A `"<key>":` right after a backslash ends another key, such as `a\"userId`.)
+  if first and string.sub(json, 1, 1) == '{' and string.sub(json, last + 1, last + 1) == '"'
+      and string.sub(json, first - 1, first - 1) ~= '\\'
+      and (not bracket or bracket > first)
+      and not string.find(json, pattern, last + 1, true)
+      and not string.find(json, '\\u', 1, true) then
+    local close = string.find(json, '"', last + 2, true)
     if close then
-      local value = string.sub(json, last + 1, close - 1)
+      local value = string.sub(json, last + 2, close - 1)
       if not string.find(value, '\\', 1, true) then return value end
     end
   end
@@ -58,7 +67,7 @@ local function owner_in_tail(tail)
   local value = string.sub(tail, last + 1, close - 1)
   if string.find(value, '\\', 1, true) then return nil end
   local rest = string.sub(tail, close + 1)
-  if string.find(rest, '"userId":', 1, true) then return nil end
+  if string.find(rest, '"userId":', 1, true) or string.find(rest, '\\u', 1, true) then return nil end
   rest = string.gsub(rest, '\\.', '')
   rest = string.gsub(rest, '"[^"]*"', '')
   rest = string.gsub(rest, '%b{}', '')
@@ -67,21 +76,22 @@ local function owner_in_tail(tail)
   return value
 end
 -- The owner of the record at `key`, reading only its first kilobyte when
--- that settles it: a `"userId":"` with no bracket before it (after the
--- opening brace) is at the top level, since nothing before it is nested.
--- Then its last kilobyte (owner_in_tail). Otherwise the whole record is read.
--- Returns exists, owner.
+-- that settles it: the first `"userId":` with no bracket before it (after
+-- the opening brace) is the top-level key, since nothing before it is
+-- nested, and JSON.stringify writes each key once. Then its last kilobyte
+-- (owner_in_tail). Otherwise the whole record is read. Returns exists, owner.
 local function owner_at(key)
   local head = redis.call('GETRANGE', key, 0, 1023)
   if head == '' then return redis.call('EXISTS', key) == 1, nil end
   if #head < 1024 then return true, owner_of(head) end
-  local first, last = string.find(head, '"userId":"', 1, true)
-  -- (`"userId":"` after a backslash ends a key such as `a\"userId`.)
-  if string.sub(head, 1, 1) == '{' and first and string.sub(head, first - 1, first - 1) ~= '\\'
-    and not string.find(string.sub(head, 2, first - 1), '[%[{]') then
-    local close = string.find(head, '"', last + 1, true)
+  local first, last = string.find(head, '"userId":', 1, true)
+  local bracket = string.find(head, '[%[{]', 2)
+  if string.sub(head, 1, 1) == '{' and first and (not bracket or bracket > first)
+      and string.sub(head, first - 1, first - 1) ~= '\\'
+      and string.sub(head, last + 1, last + 1) == '"' then
+    local close = string.find(head, '"', last + 2, true)
     if close then
-      local value = string.sub(head, last + 1, close - 1)
+      local value = string.sub(head, last + 2, close - 1)
       if not string.find(value, '\\', 1, true) then return true, value end
     end
   end
@@ -119,26 +129,33 @@ return 1
 /// KEYS: record. ARGV: ttl, index ttl, prefix. A read that refreshes both TTLs.
 const GET_SLIDING: &str = r#"
 local value = redis.call('GET', KEYS[1])
-if value then
+local owner = value and owner_of(value)
+-- Only a record with an owner is this store's: never put a TTL on other data.
+if owner then
   redis.call('EXPIRE', KEYS[1], ARGV[1])
-  local owner = owner_of(value)
-  if owner then redis.call('EXPIRE', index_key(ARGV[3], owner), ARGV[2]) end
+  redis.call('EXPIRE', index_key(ARGV[3], owner), ARGV[2])
 end
 return value
 "#;
 
 /// KEYS: index. ARGV: prefix, userId, ids... Removes the ids whose record is
-/// gone or (checked again, atomically) belongs to another user.
+/// gone or (checked again, atomically) belongs to another user. Returns the
+/// ids left in place because their key holds another type of value (data
+/// this store did not write: not its to unlist).
 const PRUNE_STALE: &str = r#"
-local removed = 0
+local foreign = {}
 for i = 3, #ARGV do
-  local value = redis.call('GET', ARGV[1] .. 'conv:' .. ARGV[i])
-  local owner = value and owner_of(value)
-  if (not value) or (owner and owner ~= ARGV[2]) then
-    removed = removed + redis.call('ZREM', KEYS[1], ARGV[i])
+  local value = redis.pcall('GET', ARGV[1] .. 'conv:' .. ARGV[i])
+  if type(value) == 'table' then
+    foreign[#foreign + 1] = ARGV[i]
+  else
+    local owner = value and owner_of(value)
+    if (not value) or (owner and owner ~= ARGV[2]) then
+      redis.call('ZREM', KEYS[1], ARGV[i])
+    end
   end
 end
-return removed
+return foreign
 "#;
 
 /// The check of a conditional write (`ifUpdatedAt`), shared by its scripts.
@@ -248,4 +265,104 @@ pub fn cluster() -> Vec<Script> {
         Script::clone(&REMOVE_IF_SCORE_SCRIPT),
         Script::clone(&CLUSTER_SET_RECORD_IF_SCRIPT),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    //! The Lua owner lookup against `serde_json`, through a real
+    //! redis-server (the one the Node tests use, from PATH) listening on a
+    //! Unix socket only, so it never meets a developer's Redis on 6379.
+
+    use std::path::PathBuf;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::{Config, TestRunner};
+
+    use super::RECORD_HELPERS;
+    use crate::oracle::{expected_top_level_string, generate};
+    use crate::record;
+
+    struct Server {
+        child: Child,
+        dir: PathBuf,
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn start_server() -> (Server, redis::Connection) {
+        let dir = std::env::temp_dir().join(format!("rcs-lua-owner-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = dir.join("redis.sock");
+        let child = Command::new("redis-server")
+            .args(["--port", "0", "--save", "", "--appendonly", "no", "--unixsocket"])
+            .arg(&socket)
+            .arg("--dir")
+            .arg(&dir)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH (the Node tests need it too)");
+        let server = Server { child, dir };
+        let client = redis::Client::open(format!("unix://{}", socket.display())).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match client.get_connection() {
+                Ok(connection) => return (server, connection),
+                Err(err) if Instant::now() > deadline => panic!("redis-server did not answer in 10 s: {err}"),
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    }
+
+    /// For every generated record: `owner_at` (reading the first kilobyte
+    /// when that settles it), `owner_of` on the whole record, the Rust
+    /// `owner_of`, and `updated_at_of` all give `JSON.parse`'s answer.
+    #[test]
+    fn lua_owner_lookup_agrees_with_serde_json() {
+        let cases = std::env::var("PROPTEST_CASES")
+            .ok()
+            .and_then(|cases| cases.parse().ok())
+            .unwrap_or(2000usize);
+        let mut runner = TestRunner::new(Config::default());
+        let strategy = (generate::stored_record(), generate::style());
+        let records: Vec<String> = (0..cases)
+            .map(|_| {
+                let (doc, style) = strategy.new_tree(&mut runner).unwrap().current();
+                doc.write(style)
+            })
+            .collect();
+        let script = format!(
+            "{RECORD_HELPERS}
+local exists, head_owner = owner_at(KEYS[1])
+local whole = redis.call('GET', KEYS[1])
+return {{head_owner or false, owner_of(whole) or false, updated_at_of(whole) or false}}"
+        );
+        let (_server, mut connection) = start_server();
+        for batch in records.chunks(200) {
+            let mut pipe = redis::pipe();
+            for (at, text) in batch.iter().enumerate() {
+                let key = format!("conv:{at}");
+                pipe.cmd("SET").arg(&key).arg(text).ignore();
+                pipe.cmd("EVAL").arg(&script).arg(1).arg(&key);
+            }
+            let answers: Vec<Vec<Option<String>>> = pipe.query(&mut connection).unwrap();
+            for (text, answer) in batch.iter().zip(answers) {
+                let Some(owner) = expected_top_level_string(text, "userId") else {
+                    continue; // not JSON to serde_json (a lone surrogate escape)
+                };
+                let updated_at = expected_top_level_string(text, "updatedAt").flatten();
+                assert_eq!(answer[0], owner, "owner_at of {text}");
+                assert_eq!(answer[1], owner, "Lua owner_of of {text}");
+                assert_eq!(record::owner_of(text), owner, "Rust owner_of of {text}");
+                assert_eq!(answer[2], updated_at, "Lua updated_at_of of {text}");
+            }
+        }
+    }
 }

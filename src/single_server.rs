@@ -80,7 +80,9 @@ impl<T: Transport> Topology for SingleServer<T> {
                 })
                 .await?
         };
-        Ok(found.map(record::text_from_bytes))
+        let Some(bytes) = found else { return Ok(None) };
+        record::within_budget(&what, bytes.len(), &self.policy.rules)?;
+        record::stored_record(&self.keys.record(id), id, bytes).map(|(json, _)| Some(json))
     }
 
     async fn set(&self, id: &str, record: PreparedRecord) -> StoreResult<()> {
@@ -180,7 +182,7 @@ impl<T: Transport> Topology for SingleServer<T> {
         index: String,
         user_id: String,
         stale: Vec<Stale>,
-    ) -> impl std::future::Future<Output = StoreResult<()>> + Send + 'static {
+    ) -> impl std::future::Future<Output = StoreResult<Vec<String>>> + Send + 'static {
         let link = self.link.clone();
         let prefix = self.keys.prefix().to_owned();
         async move {
@@ -191,11 +193,10 @@ impl<T: Transport> Topology for SingleServer<T> {
                     .arg(&prefix)
                     .arg(&user_id)
                     .arg(&ids)
-                    .invoke_async::<i64>(&mut connection)
+                    .invoke_async::<Vec<String>>(&mut connection)
                     .await
             })
-            .await?;
-            Ok(())
+            .await
         }
     }
 }

@@ -42,11 +42,13 @@ pub trait Topology: Send + Sync + 'static {
 
     /// Removes index entries that a listing of `user_id` found stale (record
     /// gone, or now another user's), keeping any a concurrent `set` renewed.
-    /// Run in the background, after the caller has its page.
+    /// Run in the background, after the caller has its page. Resolves the
+    /// ids left in place because their key holds another type of value
+    /// (data this store did not write), for the listing to warn about.
     fn prune(
         &self,
         index: String,
         user_id: String,
         stale: Vec<Stale>,
-    ) -> impl Future<Output = StoreResult<()>> + Send + 'static;
+    ) -> impl Future<Output = StoreResult<Vec<String>>> + Send + 'static;
 }

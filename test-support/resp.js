@@ -12,14 +12,17 @@ const { LOOPBACK } = require('./ports');
 
 const COMMAND_TIMEOUT_MS = 2_000;
 
-/** Encodes one command (an array of arguments) as a RESP array of bulk strings. */
+/**
+ * Encodes one command (an array of arguments) as a RESP array of bulk
+ * strings. A Buffer argument is sent as its bytes (not UTF-8 text, say).
+ */
 function encodeCommand(args) {
-  const parts = [`*${args.length}\r\n`];
+  const parts = [Buffer.from(`*${args.length}\r\n`)];
   for (const arg of args) {
-    const s = String(arg);
-    parts.push(`$${Buffer.byteLength(s)}\r\n${s}\r\n`);
+    const bytes = Buffer.isBuffer(arg) ? arg : Buffer.from(String(arg));
+    parts.push(Buffer.from(`$${bytes.length}\r\n`), bytes, Buffer.from('\r\n'));
   }
-  return parts.join('');
+  return Buffer.concat(parts);
 }
 
 /**
@@ -71,7 +74,7 @@ function parseReply(buf, offset) {
  * after `timeoutMs`.
  * @param {{ port: number, tls?: { ca: string, clientCert?: string, clientKey?: string } | null,
  *   auth?: string[] | null }} target `auth`: the AUTH arguments ([password] or [user, password])
- * @param {Array<Array<string|number>>} commands
+ * @param {Array<Array<string|number|Buffer>>} commands
  * @param {number} [timeoutMs]
  */
 function sendCommands({ port, tls, auth }, commands, timeoutMs = COMMAND_TIMEOUT_MS) {
@@ -93,7 +96,7 @@ function sendCommands({ port, tls, auth }, commands, timeoutMs = COMMAND_TIMEOUT
       if (err) reject(err);
       else resolve(value);
     }
-    sock.once(tls ? 'secureConnect' : 'connect', () => sock.write(all.map(encodeCommand).join('')));
+    sock.once(tls ? 'secureConnect' : 'connect', () => sock.write(Buffer.concat(all.map(encodeCommand))));
     sock.on('data', (chunk) => {
       buf = Buffer.concat([buf, chunk]);
       try {
