@@ -235,7 +235,8 @@ describe('faults on a plain server', () => {
     }
     await pollUntil(() => store.status === 'ready', { what: 'status ready once the PING is answered' });
     t.diagnostic(`status ready again ${Date.now() - resumedAt} ms after SIGCONT`);
-    assert.ok(lines.some(({ line }) => /answers again/.test(line)), JSON.stringify(lines));
+    // Log lines cross from tokio after the status changed: wait for the line, with a deadline.
+    await pollUntil(() => lines.some(({ line }) => /answers again/.test(line)), { what: () => `the 'answers again' line: ${JSON.stringify(lines)}` });
     assert.ok(!lines.some(({ line }) => /lost the connection/.test(line)), 'the same connection serves on');
     assert.equal((await store.get('stalled-1')).userId, 'u1');
   });
