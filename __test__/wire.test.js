@@ -3,8 +3,9 @@
 // What each call costs one Redis server: the commands it runs (INFO
 // commandstats, which counts the commands a script calls too) and the reads
 // the server makes from its clients (INFO stats total_reads_processed: one
-// per round trip here). The benchmark rests on these: `set` is one
-// MULTI/EXEC round trip, `get` one GET, `delete` one script, `listByUser`
+// per round trip here). The benchmark rests on these: `set` is one script
+// (a record up to 8 KB) or one MULTI/EXEC round trip (larger: its bytes
+// never pass through Lua), `get` one GET, `delete` one script, `listByUser`
 // two round trips. A change of code shape must not add a step unnoticed.
 
 const { describe, it, before, after } = require('node:test');
@@ -55,12 +56,21 @@ async function costOf(call) {
 const record = (id, userId) => ({ userId, ...conversation(id, userId) });
 
 describe('the cost of each call on one server', () => {
-  it('set: one MULTI/EXEC round trip', async () => {
+  it('set of a record up to 8 KB: one script, one round trip', async () => {
     assert.deepEqual(await costOf(() => store.set('w1', record('w1', 'u1'))), {
       // GETRANGE and EXISTS: the owner check inside the script, on a new record.
+      commands: { evalsha: 1, getrange: 1, exists: 1, set: 1, zadd: 1, expire: 1 },
+      roundTrips: 1,
+    });
+  });
+
+  it('set of a larger record: one MULTI/EXEC round trip, the record outside Lua', async () => {
+    const large = { ...record('w2', 'u1'), history: [{ role: 'user', content: 'x'.repeat(9000) }] };
+    assert.deepEqual(await costOf(() => store.set('w2', large)), {
       commands: { multi: 1, eval: 1, getrange: 1, exists: 1, set: 1, zadd: 1, expire: 1, exec: 1 },
       roundTrips: 1,
     });
+    await store.delete('w2');
   });
 
   it('get: one GET', async () => {
@@ -79,5 +89,17 @@ describe('the cost of each call on one server', () => {
       commands: { evalsha: 1, getrange: 1, zrem: 1, del: 1 },
       roundTrips: 1,
     });
+  });
+  it('after SCRIPT FLUSH, a script call reloads its script and goes through', async () => {
+    await server.cli('SCRIPT', 'FLUSH');
+    const { commands } = await costOf(() => store.set('w3', record('w3', 'u1')));
+    // The EVALSHA that met NOSCRIPT wrote nothing; the one after the reload wrote it all.
+    assert.deepEqual(commands, { evalsha: 2, 'script|load': 1, getrange: 1, exists: 1, set: 1, zadd: 1, expire: 1 });
+    assert.equal(JSON.parse(await server.cli('GET', 'conv:w3')).externalId, 'w3');
+    assert.notEqual(await server.cli('ZSCORE', 'user:u1:conversations', 'w3'), '');
+    await server.cli('SCRIPT', 'FLUSH');
+    await store.delete('w3');
+    assert.equal(await server.cli('EXISTS', 'conv:w3'), '0');
+    assert.equal(await server.cli('ZSCORE', 'user:u1:conversations', 'w3'), '');
   });
 });

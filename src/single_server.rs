@@ -42,6 +42,38 @@ impl<T: Transport> SingleServer<T> {
             replication: Replication::new(config.replica_ack),
         }
     }
+
+    /// `set` of a record up to `SCRIPTED_SET_MAX_BYTES`: the same atomic
+    /// step as the MULTI/EXEC, as one script sent by its hash.
+    async fn set_small(
+        &self,
+        id: &str,
+        key: &str,
+        index: &str,
+        record: &PreparedRecord,
+        what: &str,
+    ) -> StoreResult<()> {
+        let mut step = redis::pipe();
+        step.add_command(replication::evalsha(&scripts::SET_SMALL_SCRIPT, 2))
+            .arg(key)
+            .arg(index)
+            .arg(id)
+            .arg(&record.user_id)
+            .arg(self.keys.prefix())
+            .arg(&record.json)
+            .arg(self.policy.ttl_seconds)
+            .arg(record.score)
+            .arg(self.policy.index_ttl_seconds());
+        let (_written, confirmation): (i64, _) = self
+            .link
+            .run(what, |mut connection| async move {
+                self.replication
+                    .send(&mut connection, &step, Some(&scripts::SET_SMALL_SCRIPT), true)
+                    .await
+            })
+            .await?;
+        self.replication.confirm(what, confirmation, self.link.logger())
+    }
 }
 
 impl<T: Transport> Topology for SingleServer<T> {
@@ -89,8 +121,12 @@ impl<T: Transport> Topology for SingleServer<T> {
         let key = self.keys.record(id);
         let index = self.keys.user_index(&record.user_id);
         let what = format!("SET {key}");
+        if record.json.len() <= scripts::SCRIPTED_SET_MAX_BYTES {
+            return self.set_small(id, &key, &index, &record, &what).await;
+        }
         // One transaction: the move out of a previous owner's index, the
-        // record, the index entry and both TTLs, applied as one step.
+        // record, the index entry and both TTLs, applied as one step. The
+        // record's bytes never pass through Lua.
         let mut transaction = redis::pipe();
         transaction
             .cmd("MULTI")
