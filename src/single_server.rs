@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
 use redis::io::AsyncDNSResolver;
-use redis::{AsyncConnectionConfig, Client, ConnectionAddr, PushInfo, PushKind};
+use redis::{AsyncConnectionConfig, Client, ConnectionAddr, FromRedisValue, PushInfo, PushKind, Script};
 use tokio::sync::{mpsc, Notify};
 
 use crate::config::{RecordPolicy, RedisConfig};
@@ -22,7 +22,7 @@ use crate::keys::KeyLayout;
 use crate::listing::Stale;
 use crate::logger::Logger;
 use crate::record::{self, Precondition, PreparedRecord};
-use crate::replication::{self, Replication};
+use crate::replication::{self, Acknowledged, Replication};
 use crate::scripts;
 use crate::topology::Topology;
 
@@ -43,18 +43,18 @@ impl<T: Transport> SingleServer<T> {
         }
     }
 
-    /// `set` of a record up to `SCRIPTED_SET_MAX_BYTES`: the same atomic
-    /// step as the MULTI/EXEC, as one script sent by its hash.
-    async fn set_small(
+    /// The call of a script that writes a whole record (`SET_SMALL`,
+    /// `SET_IF`): its keys and the arguments they share, in their order.
+    fn record_write(
         &self,
+        script: &Script,
         id: &str,
         key: &str,
         index: &str,
         record: &PreparedRecord,
-        what: &str,
-    ) -> StoreResult<()> {
+    ) -> redis::Pipeline {
         let mut step = redis::pipe();
-        step.add_command(replication::evalsha(&scripts::SET_SMALL_SCRIPT, 2))
+        step.add_command(replication::evalsha(script, 2))
             .arg(key)
             .arg(index)
             .arg(id)
@@ -64,15 +64,22 @@ impl<T: Transport> SingleServer<T> {
             .arg(self.policy.ttl_seconds)
             .arg(record.score)
             .arg(self.policy.index_ttl_seconds());
-        let (_written, confirmation): (i64, _) = self
-            .link
+        step
+    }
+
+    /// Sends one write step on the link (with `WAIT` after it when replicas
+    /// must acknowledge); `script` is the one it calls by hash, if any.
+    async fn send_step<R: FromRedisValue>(
+        &self,
+        what: &str,
+        step: &redis::Pipeline,
+        script: Option<&Script>,
+    ) -> StoreResult<Acknowledged<R>> {
+        self.link
             .run(what, |mut connection| async move {
-                self.replication
-                    .send(&mut connection, &step, Some(&scripts::SET_SMALL_SCRIPT), true)
-                    .await
+                self.replication.send(&mut connection, step, script, true).await
             })
-            .await?;
-        self.replication.confirm(what, confirmation, self.link.logger())
+            .await
     }
 }
 
@@ -122,7 +129,11 @@ impl<T: Transport> Topology for SingleServer<T> {
         let index = self.keys.user_index(&record.user_id);
         let what = format!("SET {key}");
         if record.json.len() <= scripts::SCRIPTED_SET_MAX_BYTES {
-            return self.set_small(id, &key, &index, &record, &what).await;
+            // The same atomic step, as one script sent by its hash.
+            let step = self.record_write(&scripts::SET_SMALL_SCRIPT, id, &key, &index, &record);
+            let (_written, confirmation): Acknowledged<i64> =
+                self.send_step(&what, &step, Some(&scripts::SET_SMALL_SCRIPT)).await?;
+            return self.replication.confirm(&what, confirmation, self.link.logger());
         }
         // One transaction: the move out of a previous owner's index, the
         // record, the index entry and both TTLs, applied as one step. The
@@ -150,12 +161,7 @@ impl<T: Transport> Topology for SingleServer<T> {
             .arg(&index)
             .arg(self.policy.index_ttl_seconds())
             .cmd("EXEC");
-        let ((), confirmation) = self
-            .link
-            .run(&what, |mut connection| async move {
-                self.replication.send(&mut connection, &transaction, None, true).await
-            })
-            .await?;
+        let ((), confirmation) = self.send_step(&what, &transaction, None).await?;
         self.replication.confirm(&what, confirmation, self.link.logger())
     }
 
@@ -165,27 +171,10 @@ impl<T: Transport> Topology for SingleServer<T> {
         let index = self.keys.user_index(&record.user_id);
         let (mode, expected) = precondition.script_args();
         let what = format!("SET {key} (ifUpdatedAt)");
-        let mut step = redis::pipe();
-        step.add_command(replication::evalsha(&scripts::SET_IF_SCRIPT, 2))
-            .arg(&key)
-            .arg(&index)
-            .arg(id)
-            .arg(&record.user_id)
-            .arg(self.keys.prefix())
-            .arg(&record.json)
-            .arg(self.policy.ttl_seconds)
-            .arg(record.score)
-            .arg(self.policy.index_ttl_seconds())
-            .arg(mode)
-            .arg(expected);
-        let ((status, _, updated_at), confirmation): ((i64, String, String), _) = self
-            .link
-            .run(&what, |mut connection| async move {
-                self.replication
-                    .send(&mut connection, &step, Some(&scripts::SET_IF_SCRIPT), true)
-                    .await
-            })
-            .await?;
+        let mut step = self.record_write(&scripts::SET_IF_SCRIPT, id, &key, &index, &record);
+        step.arg(mode).arg(expected);
+        let ((status, _, updated_at), confirmation): Acknowledged<(i64, String, String)> =
+            self.send_step(&what, &step, Some(&scripts::SET_IF_SCRIPT)).await?;
         if status == 1 {
             return self.replication.confirm(&what, confirmation, self.link.logger());
         }
@@ -201,14 +190,8 @@ impl<T: Transport> Topology for SingleServer<T> {
             .arg(&key)
             .arg(id)
             .arg(self.keys.prefix());
-        let (_removed, confirmation): (i64, _) = self
-            .link
-            .run(&what, |mut connection| async move {
-                self.replication
-                    .send(&mut connection, &step, Some(&scripts::DELETE_SCRIPT), true)
-                    .await
-            })
-            .await?;
+        let (_removed, confirmation): Acknowledged<i64> =
+            self.send_step(&what, &step, Some(&scripts::DELETE_SCRIPT)).await?;
         self.replication.confirm(&what, confirmation, self.link.logger())
     }
 
