@@ -158,6 +158,20 @@ for (const [where, connection, nodeFor] of TARGETS) {
     });
 
     if (where === 'one server') {
+      it('a set of a record up to 8 KB over a hash at conv:<id> rejects and writes nothing (one script)', async () => {
+        const { store, send, record, index, snapshot } = setup();
+        await send(record('foreign'), ['HSET', record('foreign'), 'userId', 'u1']);
+        const before = await snapshot(record('foreign'), index('u1'));
+        const err = await store.set('foreign', conversation('foreign', 'u1', { updatedAt: iso(1) })).then(
+          () => assert.fail('resolved'),
+          (e) => e,
+        );
+        assert.ok(err instanceof RedisError, `${err.name}: ${err.message}`);
+        assert.equal(err.code, 'STORE_REPLY');
+        assert.match(err.message, /another type of value/);
+        assert.deepEqual(await snapshot(record('foreign'), index('u1')), before, 'nothing changed');
+      });
+
       // (The cluster's sliding get is one GETEX, which reads and refreshes at once.)
       it('slidingExpiry never puts a TTL on a foreign value', async () => {
         const { store, send, record, snapshot } = setup({ slidingExpiry: true });
