@@ -15,6 +15,7 @@
 //! serves one command at a time per client), so calls queued behind it wait
 //! too; `waitTimeoutMs` bounds that wait.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -88,16 +89,18 @@ impl Replication {
         script: Option<&Script>,
         wait: bool,
     ) -> RedisResult<Acknowledged<T>> {
-        let mut pipeline = step.clone();
+        // The step is copied (record bytes included) only to append WAIT to it.
+        let mut pipeline = Cow::Borrowed(step);
         let timeout_ms = self.ack.filter(|_| wait).map(|ack| {
             let timeout_ms = ack.wait_timeout_ms();
-            pipeline.cmd("WAIT").arg(ack.replicas).arg(timeout_ms);
+            pipeline.to_mut().cmd("WAIT").arg(ack.replicas).arg(timeout_ms);
             timeout_ms
         });
+        let pipeline = pipeline.as_ref();
         let count = pipeline.cmd_iter().count();
         let mut reloaded = false;
         loop {
-            let mut replies = connection.req_packed_commands(&pipeline, 0, count).await?;
+            let mut replies = connection.req_packed_commands(pipeline, 0, count).await?;
             let wait_reply = match timeout_ms {
                 Some(_) => replies.pop(),
                 None => None,
