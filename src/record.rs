@@ -28,7 +28,13 @@ pub struct PreparedRecord {
     pub user_id: String,
     /// `Date.parse(updatedAt)` in ms: the record's score in its user's index.
     pub score: i64,
+    /// The `userId` member starts in the record's last KiB: the scripts that
+    /// look up the stored record's owner then read that KiB of it first.
+    pub owner_near_end: bool,
 }
+
+/// How much of a stored record the scripts read at a time to find its owner.
+pub const OWNER_LOOKUP_BYTES: usize = 1024;
 
 pub fn validate_id(id: &str) -> StoreResult<()> {
     if id.is_empty() {
@@ -72,6 +78,7 @@ pub fn prepare_record(id: &str, json: String, rules: &RecordRules, now_ms: i64) 
             updated_at = Some(member);
         }
     }
+    let owner_near_end = user_id.is_some_and(|member| json.len() - member.span.start <= OWNER_LOOKUP_BYTES);
     let user_id = match user_id {
         None => {
             return Err(StoreError::InvalidUserId(format!(
@@ -97,7 +104,12 @@ pub fn prepare_record(id: &str, json: String, rules: &RecordRules, now_ms: i64) 
             limit: rules.max_record_bytes,
         });
     }
-    Ok(PreparedRecord { json, user_id, score })
+    Ok(PreparedRecord {
+        json,
+        user_id,
+        score,
+        owner_near_end,
+    })
 }
 
 fn updated_at_score(id: &str, member: &Member<'_>) -> StoreResult<i64> {

@@ -83,6 +83,16 @@ impl<T: Transport> SingleServer<T> {
     }
 }
 
+/// The scripts' `tail_first` argument: where to look first for the stored
+/// record's owner.
+fn tail_first(record: &PreparedRecord) -> &'static str {
+    if record.owner_near_end {
+        "1"
+    } else {
+        "0"
+    }
+}
+
 impl<T: Transport> Topology for SingleServer<T> {
     type Transport = T;
 
@@ -130,7 +140,8 @@ impl<T: Transport> Topology for SingleServer<T> {
         let what = format!("SET {key}");
         if record.json.len() <= scripts::SCRIPTED_SET_MAX_BYTES {
             // The same atomic step, as one script sent by its hash.
-            let step = self.record_write(&scripts::SET_SMALL_SCRIPT, id, &key, &index, &record);
+            let mut step = self.record_write(&scripts::SET_SMALL_SCRIPT, id, &key, &index, &record);
+            step.arg(tail_first(&record));
             let (_written, confirmation): Acknowledged<i64> =
                 self.send_step(&what, &step, Some(&scripts::SET_SMALL_SCRIPT)).await?;
             return self.replication.confirm(&what, confirmation, self.link.logger());
@@ -148,6 +159,7 @@ impl<T: Transport> Topology for SingleServer<T> {
             .arg(id)
             .arg(&record.user_id)
             .arg(self.keys.prefix())
+            .arg(tail_first(&record))
             .cmd("SET")
             .arg(&key)
             .arg(&record.json)
