@@ -81,24 +81,10 @@ fn list_query(options: Unknown<'_>, default_limit: usize) -> StoreResult<ListQue
     ListQuery::new(options.limit, options.offset, options.fields, default_limit)
 }
 
-/// `[json,json,...]` from `id, json, id, json, ...`.
-fn json_array(pairs: Vec<String>) -> String {
-    let bytes = pairs
-        .iter()
-        .skip(1)
-        .step_by(2)
-        .map(|json| json.len() + 1)
-        .sum::<usize>();
-    let mut array = String::with_capacity(bytes + 2);
-    array.push('[');
-    for (index, json) in pairs.iter().skip(1).step_by(2).enumerate() {
-        if index > 0 {
-            array.push(',');
-        }
-        array.push_str(json);
-    }
-    array.push(']');
-    array
+/// A page `id, json, id, json, ...` as one JSON array text `[json,json,...]`.
+fn page_text(pairs: &[String]) -> JsText {
+    let records: Vec<&str> = pairs.iter().skip(1).step_by(2).map(String::as_str).collect();
+    JsText::json_array(&records)
 }
 
 /// The tokio runtime behind every store: one worker thread by default
@@ -382,7 +368,7 @@ impl NativeRedisStore {
             record::validate_user_id(&user_id)?;
             let query = query?;
             let pairs = core.list_by_user(&user_id, query).await?;
-            Ok(Outcome::Text(Some(JsText::from(json_array(pairs)))))
+            Ok(Outcome::Text(Some(page_text(&pairs))))
         })
     }
 
@@ -533,13 +519,13 @@ impl NativeMemoryStore {
         Ok(self.open()?.delete(&id)?)
     }
 
-    #[napi]
+    #[napi(ts_return_type = "string")]
     pub fn list_by_user(
         &self,
         user_id: String,
         #[napi(ts_arg_type = "ListOptions | undefined | null")] options: Unknown<'_>,
-    ) -> napi::Result<String, JsCode> {
-        Ok(json_array(self.list_by_user_pairs(user_id, options)?))
+    ) -> napi::Result<JsText, JsCode> {
+        Ok(page_text(&self.list_by_user_pairs(user_id, options)?))
     }
 
     #[napi]

@@ -10,23 +10,33 @@
 pub fn utf8_to_utf16(text: &str) -> Vec<u16> {
     // UTF-16 never needs more units than UTF-8 has bytes.
     let mut units = vec![0; text.len()];
-    let written = encoding_rs::mem::convert_str_to_utf16(text, &mut units);
+    let written = utf8_into_utf16(text, &mut units);
     units.truncate(written);
     units
+}
+
+/// Writes `text` as UTF-16 at the start of `units`, which holds at least
+/// `text.len()` units; returns how many it wrote.
+pub fn utf8_into_utf16(text: &str, units: &mut [u16]) -> usize {
+    encoding_rs::mem::convert_str_to_utf16(text, units)
 }
 
 /// UTF-16 → UTF-8; `None` for unpaired surrogates (which `JSON.stringify`
 /// never produces: it escapes them).
 pub fn utf16_to_utf8(units: &[u16]) -> Option<String> {
-    if encoding_rs::mem::utf16_valid_up_to(units) != units.len() {
-        return None;
-    }
     // Three bytes per unit at most (a surrogate pair: four for two).
     let mut text = "\0".repeat(units.len() * 3);
     let written = encoding_rs::mem::convert_utf16_to_str(units, &mut text);
     text.truncate(written);
+    // The conversion writes U+FFFD for an unpaired surrogate: only text with
+    // one needs the (as costly) validity pass.
+    if text.contains(REPLACEMENT_CHARACTER) && encoding_rs::mem::utf16_valid_up_to(units) != units.len() {
+        return None;
+    }
     Some(text)
 }
+
+const REPLACEMENT_CHARACTER: char = '\u{FFFD}';
 
 #[cfg(test)]
 mod tests {
