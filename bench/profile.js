@@ -6,8 +6,13 @@
 //   perf record -e cpu-clock -F 999 -g -- node --perf-basic-prof bench/profile.js --store ours --op list
 //
 // Prints ops/s and the main-thread figures of the run (same measurement as run.js).
-// Flags: --store ours|ioredis --op set|get|list|listFields|delete --size 4k|64k
+// Flags: --store ours|ioredis|nodeRedis --op set|get|list|listFields|delete --size 4k|64k
 // --concurrency N --seconds S --warmup S --ascii 1
+// --json FILE: also writes the measured phase as JSON, with its window on
+// CLOCK_MONOTONIC (for `perf record -k CLOCK_MONOTONIC`), this process's and
+// redis-server's pids, and Redis's commandstats (bench/profiles.js reads it).
+
+const fs = require('node:fs');
 
 const { startRedis } = require('../test-support');
 const { SIZES, useAsciiText } = require('./lib/records');
@@ -15,9 +20,13 @@ const { runPool, summarize, collector } = require('./lib/measure');
 const { openStores } = require('./lib/stores');
 const { WORKLOADS, setupSize } = require('./lib/workloads');
 
-const DEFAULTS = { store: 'ours', op: 'get', size: '4k', concurrency: 64, seconds: 8, warmup: 1, ascii: 0 };
-/** Enough seeded records for a time-bounded delete run. */
+const DEFAULTS = { store: 'ours', op: 'get', size: '4k', concurrency: 64, seconds: 8, warmup: 1, ascii: 0, json: '' };
+/** The most records a delete run seeds (it seeds what its warm-up rate needs, up to this). */
 const DELETE_SEED_BYTES = 512 * 1024 * 1024;
+/** Records a delete warm-up seeds: it may run out before its time is up. */
+const DELETE_WARMUP_BYTES = 64 * 1024 * 1024;
+/** Seeded records per expected deletion (the measured phase may run faster than the warm-up). */
+const DELETE_HEADROOM = 2;
 
 function parseArgs(argv) {
   const opts = { ...DEFAULTS };
@@ -29,13 +38,25 @@ function parseArgs(argv) {
   return opts;
 }
 
-/** Redis's own time per command (server CPU inside the command), and per store operation. */
-function printCommandStats(info, ops) {
-  for (const [, name, calls, usec] of info.matchAll(/cmdstat_(\w+):calls=(\d+),usec=(\d+)/g)) {
-    if (name === 'config' || name === 'info') continue;
+/** Redis's own time per command (server CPU inside the command): `[{ name, calls, usec }]`. */
+function commandStats(info) {
+  return [...info.matchAll(/cmdstat_(\w+):calls=(\d+),usec=(\d+)/g)]
+    .map(([, name, calls, usec]) => ({ name, calls: Number(calls), usec: Number(usec) }))
+    .filter(({ name }) => name !== 'config' && name !== 'info');
+}
+
+function printCommandStats(stats, ops) {
+  for (const { name, calls, usec } of stats) {
     console.log(`  redis ${name}: ${calls} calls, ${(usec / calls).toFixed(1)} µs/call, ` +
       `${(usec / ops).toFixed(1)} µs per store operation`);
   }
+}
+
+/** Operations a delete phase seeds: what the warm-up's rate reaches in `seconds`, with headroom. */
+function deleteLimit(size, seconds, warmupRate, concurrency) {
+  const most = Math.floor(DELETE_SEED_BYTES / size.bytes);
+  if (warmupRate === null) return Math.min(most, Math.floor(DELETE_WARMUP_BYTES / size.bytes));
+  return Math.min(most, Math.ceil(warmupRate * seconds * DELETE_HEADROOM) + concurrency);
 }
 
 async function main() {
@@ -44,26 +65,42 @@ async function main() {
   const workload = WORKLOADS[opts.op];
   const size = SIZES[opts.size];
   if (!workload || !size) throw new Error(`unknown --op ${opts.op} or --size ${opts.size}`);
+  // The pid first, so a caller can clean up after this process (perf map files) even if it fails.
+  if (opts.json) fs.writeFileSync(opts.json, `${JSON.stringify({ pid: process.pid })}\n`);
   const server = await startRedis();
   const opened = await openStores(server.url);
   try {
     const ctx = await setupSize(size, opened.admin, 1000);
     const store = opened.stores[opts.store];
-    const limit = opts.op === 'delete' ? Math.floor(DELETE_SEED_BYTES / size.bytes) : 10_000_000;
+    if (!store) throw new Error(`unknown --store ${opts.store}`);
     const gc = collector();
+    let warmupRate = null;
     for (const [phase, seconds] of [['warmup', opts.warmup], ['measure', opts.seconds]]) {
-      if (phase === 'measure') await opened.admin.config('RESETSTAT');
+      const limit = opts.op === 'delete' ? deleteLimit(size, seconds, warmupRate, opts.concurrency) : 10_000_000;
       const prepared = await workload.prepare(ctx, opts.store, store, limit);
+      if (phase === 'measure') await opened.admin.config('RESETSTAT');
       gc();
+      const startNs = process.hrtime.bigint();
       const run = await runPool({ op: prepared.op, concurrency: opts.concurrency, limit, durationMs: seconds * 1000 });
+      const endNs = process.hrtime.bigint();
+      // Before finish(): a delete run's check and clean-up are commands too.
+      const info = phase === 'measure' ? await opened.admin.info('commandstats') : '';
       await prepared.finish?.(run.ops);
       const s = summarize(run);
+      warmupRate ??= s.opsPerSec;
       console.log(`${phase}: ${opts.store} ${opts.op} ${opts.size} c=${opts.concurrency}: ${Math.round(s.opsPerSec)} ops/s, ` +
         `p50 ${s.p50Ms.toFixed(3)} ms, p99 ${s.p99Ms.toFixed(3)} ms, main busy ${s.busyUsPerOp.toFixed(1)} µs/op ` +
         `(ELU ${(s.utilization * 100).toFixed(0)}%), main CPU ${s.mainCpuUsPerOp.toFixed(1)} µs/op, ` +
         `main run-queue wait ${s.mainRunQueueUsPerOp.toFixed(1)} µs/op, ` +
         `process CPU ${s.processCpuUsPerOp.toFixed(1)} µs/op`);
-      if (phase === 'measure') printCommandStats(await opened.admin.info('commandstats'), run.ops);
+      if (phase !== 'measure') continue;
+      const stats = commandStats(info);
+      printCommandStats(stats, run.ops);
+      if (opts.json) {
+        const measured = { ...opts, ...s, window: { startNs: String(startNs), endNs: String(endNs) },
+          pid: process.pid, redisPid: server.pid, commandStats: stats };
+        fs.writeFileSync(opts.json, `${JSON.stringify(measured, null, 2)}\n`);
+      }
     }
   } finally {
     await opened.close();

@@ -22,9 +22,7 @@
 // --rounds, --no-ceiling, --via-proxy) write bench/results/partial.* instead of latest.*,
 // so a smoke check never replaces the published numbers (--out NAME to choose).
 
-const crypto = require('node:crypto');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { spawn, spawnSync } = require('node:child_process');
 const { once } = require('node:events');
@@ -40,6 +38,7 @@ const { updateReadme } = require('./lib/readme');
 const { targetsFor } = require('./lib/targets');
 const report = require('./lib/report');
 const { throughputChart } = require('./lib/chart');
+const { buildIdentity, machine } = require('./lib/identity');
 
 const RESULTS_DIR = path.join(__dirname, 'results');
 const CONCURRENCIES = [1, 64];
@@ -196,30 +195,13 @@ async function redisVersion(admin) {
   return /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown';
 }
 
-/** Which build was measured: the addon's hash and time, and the git state of the sources. */
-function buildIdentity() {
-  const root = path.join(__dirname, '..');
-  const addon = require('../scripts/platform.js').localAddonPath();
-  const git = (args) => spawnSync('git', args, { cwd: root, encoding: 'utf8' }).stdout?.trim() ?? '';
-  return {
-    addonSha256: crypto.createHash('sha256').update(fs.readFileSync(addon)).digest('hex').slice(0, 16),
-    addonModified: fs.statSync(addon).mtime.toISOString(),
-    gitHead: git(['rev-parse', '--short', 'HEAD']),
-    gitDirty: git(['status', '--porcelain', '--', 'src', 'index.js', 'Cargo.toml']).split('\n').filter(Boolean),
-  };
-}
-
 function environment(opts, redis) {
   return {
     build: buildIdentity(),
     date: new Date().toISOString(),
-    node: process.version,
-    v8: process.versions.v8,
+    ...machine(),
     ioredis: require('ioredis/package.json').version,
     nodeRedis: require('redis/package.json').version,
-    cpu: os.cpus()[0]?.model?.trim() ?? 'unknown',
-    cores: os.cpus().length,
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
     redisVersion: redis,
     rounds: opts.rounds,
     quick: opts.quick,
