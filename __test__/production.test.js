@@ -45,9 +45,12 @@ function recordEvents(store) {
 }
 
 /** Runs `script` in a child Node; resolves { code, stdout } (or code 'hung'). */
-function runChild(script, timeoutMs = 10_000) {
+function runChild(script, timeoutMs = 10_000, env = {}) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, ['-e', script], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, ...env },
+    });
     let stdout = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));
     const timer = setTimeout(() => {
@@ -418,6 +421,33 @@ describe('close() and destroy()', () => {
       assert.equal(code, 0);
       assert.equal(stdout.trim(), 'end');
       assert.ok(Date.now() - started < 2000 + SLACK_MS, `exited after ${Date.now() - started} ms`);
+    });
+  }
+
+  // Busy polling (src/busy_poll.rs) keeps the worker awake at low
+  // concurrency: calls must settle the same with it on, off or long, and an
+  // idle process must still exit by itself.
+  for (const busyPollUs of ['0', '50', '10000']) {
+    it(`REDIS_STORE_BUSY_POLL_US=${busyPollUs}: sequential and concurrent calls settle, then the process exits`, async () => {
+      const script = `
+        const { RedisStore } = require(${JSON.stringify(ROOT)});
+        const store = new RedisStore({ url: ${JSON.stringify(server.url)}, allowPlaintext: true, logger: null });
+        (async () => {
+          const record = (i) => ({ userId: 'poll-user', updatedAt: new Date(Date.UTC(2024, 0, 1, 0, 0, i)).toISOString(), n: i });
+          for (let i = 0; i < 20; i++) await store.set('poll-' + i, record(i));
+          const read = [];
+          for (let i = 0; i < 20; i++) read.push((await store.get('poll-' + i)).n);
+          const together = await Promise.all(Array.from({ length: 20 }, (_, i) => store.get('poll-' + i)));
+          const listed = await store.listByUser('poll-user', { limit: 100 });
+          await store.close();
+          console.log(JSON.stringify({ read, together: together.map((r) => r.n), listed: listed.length }));
+        })();`;
+      const started = Date.now();
+      const { code, stdout } = await runChild(script, 10_000, { REDIS_STORE_BUSY_POLL_US: busyPollUs });
+      assert.equal(code, 0);
+      const expected = Array.from({ length: 20 }, (_, i) => i);
+      assert.deepEqual(JSON.parse(stdout), { read: expected, together: expected, listed: 20 });
+      assert.ok(Date.now() - started < 3000 + SLACK_MS, `exited after ${Date.now() - started} ms`);
     });
   }
 });

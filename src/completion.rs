@@ -23,6 +23,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use napi::bindgen_prelude::{PromiseRaw, ToNapiValue};
 use napi::{sys, Env};
 
+use crate::busy_poll;
 use crate::error::{JsCode, StoreError};
 
 /// What an operation resolves with, converted to JS on the JS thread.
@@ -267,8 +268,10 @@ impl Completer {
         let settlement = SendableDeferred(deferred);
         let shared = self.shared.clone();
         let live = Counted::new(&LIVE_CALLS);
+        busy_poll::call_started();
         napi::bindgen_prelude::spawn(async move {
             let outcome = work.await;
+            busy_poll::activity();
             let boxed = Box::into_raw(Box::new(Settlement {
                 deferred: settlement.into_inner(),
                 outcome,

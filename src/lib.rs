@@ -17,6 +17,7 @@
 // builds would see the binding's functions as unused; normal builds still do.
 #[cfg_attr(test, allow(dead_code))]
 mod binding;
+mod busy_poll;
 mod cluster;
 mod completion;
 mod config;
