@@ -15,8 +15,8 @@
 //   node bench/run.js --no-ceiling        skip redis-benchmark
 //   node bench/run.js --memory            then run bench/memory.js (1M operations; slow)
 //   node bench/run.js --ascii             records of ASCII text only (default: some non-ASCII, as real chats)
-//   node bench/run.js --via-proxy 1       every store reaches Redis through a TCP proxy (its own process)
-//                                         that holds each chunk 1 ms each way: a network between them
+//   node bench/run.js --via-proxy 0.5     every store reaches Redis through a TCP proxy (examples/latency_proxy.rs,
+//                                         its own process) that holds each chunk 0.5 ms each way: a network between them
 //
 // Runs that leave anything out (--quick, --ops, --sizes, --concurrency,
 // --rounds, --no-ceiling, --via-proxy) write bench/results/partial.* instead of latest.*,
@@ -24,9 +24,7 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
-const { spawn, spawnSync } = require('node:child_process');
-const { once } = require('node:events');
-const readline = require('node:readline');
+const { spawnSync } = require('node:child_process');
 
 const { startRedis } = require('../test-support');
 const { SIZES, useAsciiText } = require('./lib/records');
@@ -39,6 +37,7 @@ const { targetsFor } = require('./lib/targets');
 const report = require('./lib/report');
 const { throughputChart } = require('./lib/chart');
 const { buildIdentity, machine } = require('./lib/identity');
+const { startLatencyProxy } = require('./lib/latency-proxy');
 
 const RESULTS_DIR = path.join(__dirname, 'results');
 const CONCURRENCIES = [1, 64];
@@ -103,7 +102,7 @@ function parseArgs(argv) {
       case '--ascii': opts.ascii = true; opts.partial = true; break;
       case '--via-proxy':
         opts.proxyDelayMs = Number(value());
-        if (!Number.isInteger(opts.proxyDelayMs) || opts.proxyDelayMs < 0) usage('--via-proxy needs whole milliseconds ≥ 0');
+        if (!(opts.proxyDelayMs > 0 && opts.proxyDelayMs <= 100)) usage('--via-proxy needs milliseconds over 0 and up to 100 (e.g. 0.5)');
         // redis-benchmark would go around the proxy: no ceiling then.
         opts.ceiling = false;
         opts.partial = true;
@@ -276,27 +275,15 @@ function runDurabilityBench() {
   return result.status ?? 1;
 }
 
-/** Measures the network line: set, get and listByUser of 4 KB records through a 1 ms-each-way proxy. */
+/** The network line's delay each way: Redis in the same cloud region. */
+const NETWORK_DELAY_MS = 0.5;
+
+/** Measures the network line: set, get and listByUser of 4 KB records through the proxy. */
 function runNetworkBench(rounds) {
-  console.error('\n# network: node bench/run.js --via-proxy 1 --ops set,get,list --sizes 4k --out network');
-  const result = spawnSync(process.execPath, [__filename, '--via-proxy', '1', '--ops', 'set,get,list', '--sizes', '4k',
+  console.error(`\n# network: node bench/run.js --via-proxy ${NETWORK_DELAY_MS} --ops set,get,list --sizes 4k --out network`);
+  const result = spawnSync(process.execPath, [__filename, '--via-proxy', String(NETWORK_DELAY_MS), '--ops', 'set,get,list', '--sizes', '4k',
     '--rounds', String(rounds), '--out', 'network'], { stdio: ['ignore', 'ignore', 'inherit'] });
   return result.status ?? 1;
-}
-
-/** A proxy child process in front of `server`; `{ url, stop }`. */
-async function startProxyChild(server, delayMs) {
-  const child = spawn(process.execPath, [path.join(__dirname, 'lib', 'proxy-child.js'), String(server.port), String(delayMs)],
-    { stdio: ['pipe', 'pipe', 'inherit'] });
-  const [line] = await once(readline.createInterface({ input: child.stdout }), 'line');
-  const { port } = JSON.parse(line);
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    async stop() {
-      child.stdin.end();
-      if (child.exitCode === null) await once(child, 'exit');
-    },
-  };
 }
 
 function runMemoryBench() {
@@ -310,12 +297,13 @@ async function main() {
   useAsciiText(opts.ascii);
   const started = Date.now();
   const server = await startRedis();
-  const proxy = opts.proxyDelayMs === null ? null : await startProxyChild(server, opts.proxyDelayMs);
+  const proxy = opts.proxyDelayMs === null ? null : await startLatencyProxy(server.port, opts.proxyDelayMs);
   console.error(`# redis-server pid ${server.pid} on ${server.url}` +
-    `${proxy ? `, reached through a proxy at ${proxy.url} (${opts.proxyDelayMs} ms each way)` : ''}; ${opts.rounds} round(s) per row`);
+    `${proxy ? `, reached through a proxy at ${proxy.url} (${opts.proxyDelayMs} ms each way, ${proxy.addedMs.toFixed(3)} ms measured)` : ''}; ${opts.rounds} round(s) per row`);
   let results;
   try {
     const { meta, cells } = await measureStores(proxy?.url ?? server.url, opts);
+    if (proxy) meta.proxyAddedMs = Number(proxy.addedMs.toFixed(3));
     const ceiling = opts.ceiling
       ? await measureCeiling({
         port: server.port,

@@ -9,12 +9,14 @@
 //! [`MAX_IN_FLIGHT`] calls are in flight, a task keeps the worker polling
 //! (each `yield_now` also polls the I/O driver without blocking), so a new
 //! call and a reply are picked up at once. It stops once nothing happened
-//! for the grace period (`REDIS_STORE_BUSY_POLL_US`, 200 µs by default; 0
-//! turns it off), so an idle process, and a call waiting on a slow server,
-//! let the worker sleep. Under load the worker is busy anyway and the task
-//! is not started. Measured (`bench/profile.js`, get 4 KB, concurrency 1,
-//! quiet 2-core VM): p50 0.111–0.128 ms → 0.071–0.075 ms, with the same
-//! process CPU per call (the wake-ups it spares cost CPU too).
+//! for the grace period (`REDIS_STORE_BUSY_POLL_US`, 50 µs by default; 0
+//! turns it off), so an idle process lets the worker sleep; and a server
+//! whose last reply took longer than [`WAIT_LIMIT_US`] (a network away, not
+//! on the same host) is waited for asleep, since polling would burn a core
+//! for the whole round trip and still miss the reply. Under load the worker
+//! is busy anyway and the task is not started. Measured (`bench/profile.js`,
+//! 4 KB, concurrency 1, quiet 2-core VM): get p50 0.115 → 0.072 ms, set
+//! 0.165 → 0.141 ms, for more process CPU per call (set 110 → 185 µs).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::LazyLock;
@@ -43,14 +45,20 @@ static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 static LAST_ACTIVITY_US: AtomicU64 = AtomicU64::new(0);
 /// Whether the polling task is running (one per process).
 static POLLING: AtomicBool = AtomicBool::new(false);
+/// Whether the last reply came more than [`WAIT_LIMIT_US`] after the call
+/// or reply before it: a server that far away is waited for asleep.
+static SLOW_SERVER: AtomicBool = AtomicBool::new(false);
 
 fn now_us() -> u64 {
     u64::try_from(EPOCH.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-/// A call settled (on tokio): the worker keeps polling a while longer.
-pub fn activity() {
-    LAST_ACTIVITY_US.store(now_us(), Ordering::Relaxed);
+/// A call settled (on tokio): the worker keeps polling a while longer, and
+/// the time since the last call started or settled says how far the server is.
+pub fn call_settled() {
+    let now = now_us();
+    let previous = LAST_ACTIVITY_US.swap(now, Ordering::Relaxed);
+    SLOW_SERVER.store(now.saturating_sub(previous) > WAIT_LIMIT_US, Ordering::Relaxed);
 }
 
 /// A call started (on the JS thread): polls until it and the calls after it
@@ -59,7 +67,7 @@ pub fn call_started() {
     if GRACE.is_zero() {
         return;
     }
-    activity();
+    LAST_ACTIVITY_US.store(now_us(), Ordering::Relaxed);
     if wanted() && !POLLING.swap(true, Ordering::AcqRel) {
         napi::bindgen_prelude::spawn(poll());
     }
@@ -67,18 +75,31 @@ pub fn call_started() {
 
 fn wanted() -> bool {
     let quiet_for_us = now_us().saturating_sub(LAST_ACTIVITY_US.load(Ordering::Relaxed));
-    worth_polling(crate::completion::live_calls(), quiet_for_us, GRACE.as_micros() as u64)
+    let waiting = Waiting {
+        in_flight: crate::completion::live_calls(),
+        quiet_for_us,
+        slow_server: SLOW_SERVER.load(Ordering::Relaxed),
+    };
+    worth_polling(&waiting, GRACE.as_micros() as u64)
+}
+
+/// What the polling decision looks at.
+struct Waiting {
+    in_flight: usize,
+    /// Since the last call started or settled.
+    quiet_for_us: u64,
+    slow_server: bool,
 }
 
 /// Polling pays while a call waits for its reply (up to [`WAIT_LIMIT_US`]
 /// since the last call started or settled: a server slower than that lets
-/// the worker sleep) and for the grace period after the last call settled
-/// (the app's next call often follows at once); never above
-/// [`MAX_IN_FLIGHT`] calls.
-fn worth_polling(in_flight: usize, quiet_for_us: u64, grace_us: u64) -> bool {
-    match in_flight {
-        0 => quiet_for_us <= grace_us,
-        1..=MAX_IN_FLIGHT => quiet_for_us <= WAIT_LIMIT_US,
+/// the worker sleep, and so does one whose last reply took longer) and for
+/// the grace period after the last call settled (the app's next call often
+/// follows at once); never above [`MAX_IN_FLIGHT`] calls.
+fn worth_polling(waiting: &Waiting, grace_us: u64) -> bool {
+    match waiting.in_flight {
+        0 => waiting.quiet_for_us <= grace_us,
+        1..=MAX_IN_FLIGHT => !waiting.slow_server && waiting.quiet_for_us <= WAIT_LIMIT_US,
         _ => false,
     }
 }
@@ -101,16 +122,30 @@ async fn poll() {
 mod tests {
     use super::*;
 
+    fn polls(in_flight: usize, quiet_for_us: u64, slow_server: bool, grace_us: u64) -> bool {
+        worth_polling(
+            &Waiting {
+                in_flight,
+                quiet_for_us,
+                slow_server,
+            },
+            grace_us,
+        )
+    }
+
     #[test]
-    fn polls_while_few_calls_wait_and_briefly_after() {
+    fn polls_while_few_calls_wait_on_a_near_server_and_briefly_after() {
         // Idle: only within the grace period after the last call.
-        assert!(worth_polling(0, 10, 50));
-        assert!(!worth_polling(0, 51, 50));
+        assert!(polls(0, 10, false, 50));
+        assert!(!polls(0, 51, false, 50));
+        assert!(polls(0, 10, true, 50));
         // Waiting for replies: up to the wait limit, whatever the grace.
-        assert!(worth_polling(1, 900, 50));
-        assert!(worth_polling(MAX_IN_FLIGHT, WAIT_LIMIT_US, 0));
-        assert!(!worth_polling(1, WAIT_LIMIT_US + 1, 50));
+        assert!(polls(1, 900, false, 50));
+        assert!(polls(MAX_IN_FLIGHT, WAIT_LIMIT_US, false, 0));
+        assert!(!polls(1, WAIT_LIMIT_US + 1, false, 50));
+        // A server a network away is waited for asleep.
+        assert!(!polls(1, 10, true, 50));
         // Under load the worker is busy anyway.
-        assert!(!worth_polling(MAX_IN_FLIGHT + 1, 0, 50));
+        assert!(!polls(MAX_IN_FLIGHT + 1, 0, false, 50));
     }
 }

@@ -271,7 +271,7 @@ impl Completer {
         busy_poll::call_started();
         napi::bindgen_prelude::spawn(async move {
             let outcome = work.await;
-            busy_poll::activity();
+            busy_poll::call_settled();
             let boxed = Box::into_raw(Box::new(Settlement {
                 deferred: settlement.into_inner(),
                 outcome,

@@ -120,8 +120,9 @@ function markdown(results) {
       `redis-server ${meta.redisVersion} on loopback, ioredis ${meta.ioredis}, node-redis ${meta.nodeRedis}, ${meta.date.slice(0, 10)}; ` +
       `addon ${meta.build.addonSha256} (git ${meta.build.gitHead}${meta.build.gitDirty.length ? ', uncommitted changes' : ''}).` +
       (meta.proxyDelayMs == null ? ''
-        : ` **Through a network**: every store reaches Redis through a TCP proxy (its own process) that holds each chunk ` +
-          `${meta.proxyDelayMs} ms each way, as a server a zone away would.`),
+        : ` **Through a network**: every store reaches Redis through a TCP proxy (examples/latency_proxy.rs, its own process) ` +
+          `that holds each chunk ${meta.proxyDelayMs} ms each way (${meta.proxyAddedMs ?? '?'} ms measured with PINGs), ` +
+          'as Redis in the same cloud region would.'),
     '',
     markdownTable(COLUMNS.map(([title]) => title), rows(cells)),
     '',
