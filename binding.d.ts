@@ -32,7 +32,7 @@ export declare class NativeMemoryStore {
   set(id: string, json: string): void
   setIf(id: string, json: string, condition: string, updatedAt?: string | undefined | null): void
   delete(id: string): void
-  listByUser(userId: string, options: ListOptions | undefined | null): string
+  listByUser(userId: string, options: ListOptions | undefined | null): Array<string>
   listByUserPairs(userId: string, options: ListOptions | undefined | null): Array<string>
 }
 
@@ -63,13 +63,13 @@ export declare class NativeRedisStore {
   setIf(id: string, json: string, condition: string, updatedAt: string | undefined | null, limits: NativeCallLimits | undefined | null): Promise<void>
   delete(id: string, limits: NativeCallLimits | undefined | null): Promise<void>
   /**
-   * The page as one JSON array text: one string and one `JSON.parse` on
-   * the main thread, however many records.
+   * The page's records as JSON texts, in order: one string per record,
+   * which V8 makes in memory it has touched already (see `page_records`).
    */
-  listByUser(userId: string, options: ListOptions | undefined | null, limits: NativeCallLimits | undefined | null): Promise<string>
+  listByUser(userId: string, options: ListOptions | undefined | null, limits: NativeCallLimits | undefined | null): Promise<Array<string>>
   /**
-   * The page as `id, json, id, json, ...`, for when the array text does not
-   * parse (a corrupt record) and each record must be read on its own.
+   * The page as `id, json, id, json, ...`, for when a record does not
+   * parse (a corrupt record) and the bad ones must be named and skipped.
    */
   listByUserPairs(userId: string, options: ListOptions | undefined | null, limits: NativeCallLimits | undefined | null): Promise<Array<string>>
   ping(limits: NativeCallLimits | undefined | null): Promise<number>

@@ -738,10 +738,11 @@ class StoreBase extends EventEmitter {
   async #listByUser(userId, options) {
     const useSchema = Boolean(this.#schema) && !(options && options.fields);
     const limits = callLimitsOf(options, 'listByUser', LIST_OPTIONS);
+    const texts = await this.#list('listByUser', userId, options, limits);
     let records;
     try {
-      // The common case: the whole page is one JSON array text, parsed once.
-      records = JSON.parse(await this.#list('listByUser', userId, options, limits));
+      // One string per record (the native side says why): parsed in order.
+      records = texts.map((text) => JSON.parse(text));
     } catch (err) {
       if (!(err instanceof SyntaxError)) throw err;
       return this.#listOneByOne(userId, options, useSchema, limits);

@@ -31,6 +31,8 @@ pub enum Outcome {
     Unit,
     Text(Option<JsText>),
     Texts(Vec<String>),
+    /// A page's records, one string each.
+    Records(Vec<JsText>),
     Number(f64),
 }
 
@@ -41,41 +43,6 @@ pub enum Outcome {
 pub enum JsText {
     Ascii(String),
     Utf16(Vec<u16>),
-}
-
-impl JsText {
-    /// `[json,json,...]`, written once in the form V8 stores (the records'
-    /// text is converted straight into the array's, with no joined UTF-8
-    /// copy of a whole page first).
-    pub fn json_array(records: &[&str]) -> JsText {
-        let length = records.iter().map(|json| json.len() + 1).sum::<usize>() + 1;
-        if records.iter().all(|json| json.is_ascii()) {
-            let mut array = String::with_capacity(length);
-            array.push('[');
-            for (index, json) in records.iter().enumerate() {
-                if index > 0 {
-                    array.push(',');
-                }
-                array.push_str(json);
-            }
-            array.push(']');
-            return JsText::Ascii(array);
-        }
-        // UTF-16 never needs more units than UTF-8 has bytes.
-        let mut units = vec![0; length.max(2)];
-        units[0] = u16::from(b'[');
-        let mut written = 1;
-        for (index, json) in records.iter().enumerate() {
-            if index > 0 {
-                units[written] = u16::from(b',');
-                written += 1;
-            }
-            written += crate::text::utf8_into_utf16(json, &mut units[written..]);
-        }
-        units[written] = u16::from(b']');
-        units.truncate(written + 1);
-        JsText::Utf16(units)
-    }
 }
 
 impl From<String> for JsText {
@@ -350,6 +317,7 @@ unsafe fn outcome_to_js(env: sys::napi_env, outcome: Outcome) -> napi::Result<sy
             Outcome::Unit => <()>::to_napi_value(env, ()),
             Outcome::Text(text) => Option::<JsText>::to_napi_value(env, text),
             Outcome::Texts(texts) => Vec::<String>::to_napi_value(env, texts),
+            Outcome::Records(records) => Vec::<JsText>::to_napi_value(env, records),
             Outcome::Number(number) => f64::to_napi_value(env, number),
         }
     }
@@ -375,26 +343,12 @@ unsafe fn reject(env: sys::napi_env, deferred: sys::napi_deferred, code: JsCode,
 mod tests {
     use super::JsText;
 
-    fn units_of(text: &JsText) -> Vec<u16> {
-        match text {
-            JsText::Ascii(ascii) => ascii.encode_utf16().collect(),
-            JsText::Utf16(units) => units.clone(),
-        }
-    }
-
     #[test]
-    fn json_array_is_the_records_joined() {
-        let pages: [&[&str]; 4] = [
-            &[],
-            &[r#"{"a":1}"#],
-            &[r#"{"a":1}"#, r#"{"b":"two"}"#],
-            &[r#"{"a":"café 東京"}"#, r#"{"b":"👍"}"#, r#"{"c":3}"#],
-        ];
-        for records in pages {
-            let joined = format!("[{}]", records.join(","));
-            let array = JsText::json_array(records);
-            assert_eq!(matches!(array, JsText::Ascii(_)), joined.is_ascii(), "{joined}");
-            assert_eq!(units_of(&array), joined.encode_utf16().collect::<Vec<_>>(), "{joined}");
-        }
+    fn text_takes_the_form_v8_stores() {
+        assert!(matches!(JsText::from(String::from(r#"{"a":1}"#)), JsText::Ascii(ref text) if text == r#"{"a":1}"#));
+        let text = r#"{"a":"café 東京 👍"}"#;
+        assert!(
+            matches!(JsText::from(String::from(text)), JsText::Utf16(ref units) if *units == text.encode_utf16().collect::<Vec<_>>())
+        );
     }
 }
