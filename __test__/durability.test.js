@@ -57,8 +57,13 @@ describe('waitReplicas on a primary with one replica', () => {
   };
 
   before(async () => {
-    primary = await startRedis();
-    replica = await startRedis({ extraArgs: ['--replicaof', '127.0.0.1', String(primary.port)] });
+    // A password keeps stray replicas out: a replica another test file left
+    // behind keeps reconnecting to its dead primary's port, and if this
+    // primary got that port it would acknowledge writes while ours is paused.
+    primary = await startRedis({ password: 'durability-primary' });
+    replica = await startRedis({
+      extraArgs: ['--replicaof', '127.0.0.1', String(primary.port), '--masterauth', 'durability-primary'],
+    });
     await pollUntil(async () => /master_link_status:up/.test(await replicationInfo(replica)), { what: 'the replica in sync' });
     await pollUntil(async () => /connected_slaves:1/.test(await replicationInfo(primary)), { what: 'the primary to count its replica' });
   });
