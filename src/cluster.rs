@@ -81,6 +81,8 @@ impl Cluster {
             .use_protocol(redis::ProtocolVersion::RESP3)
             .connection_timeout(config.connect_timeout)
             .response_timeout(config.command_timeout)
+            // Node connections take their TCP settings from here, not the seeds'.
+            .tcp_settings(connection::tcp_settings())
             // Few, short retries: a request for a dead primary's slots must not
             // keep the client busy refreshing slots (which holds back requests
             // for healthy nodes) long after our command timeout gave up on it.

@@ -629,11 +629,22 @@ fn jitter() -> f64 {
 }
 
 /// A node's or server's URL as connection settings, speaking RESP3 (which
-/// lets a single-server connection report its own loss with a push).
+/// lets a single-server connection report its own loss with a push), with
+/// [`tcp_settings`].
 pub fn resp3_connection_info(url: &str, config: &RedisConfig) -> StoreResult<ConnectionInfo> {
     let info = url.into_connection_info().map_err(|err| unusable_url(config, &err))?;
     let redis_settings = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
-    Ok(info.set_redis_settings(redis_settings))
+    Ok(info.set_redis_settings(redis_settings).set_tcp_settings(tcp_settings()))
+}
+
+/// Every connection sends each write at once (`TCP_NODELAY`, as ioredis and
+/// node-redis do; redis-rs leaves Nagle on). With Nagle, a write issued while
+/// an earlier one is unacknowledged waits for that ACK, which a server a
+/// network away may delay until it has a reply to carry it. Through the
+/// bench's 0.5 ms proxy it changed no throughput (`get` 4 KB at concurrency
+/// 64: 27.0k ops/s before and after); it removes the risk, as the peers do.
+pub fn tcp_settings() -> redis::io::tcp::TcpSettings {
+    redis::io::tcp::TcpSettings::default().set_nodelay(true)
 }
 
 /// A URL that passed the option checks but that the client refused.
@@ -651,5 +662,13 @@ pub fn tls_certificates(tls: &TlsMaterial) -> redis::TlsCertificates {
                 client_key: key.clone(),
             }),
         root_cert: tls.ca.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn connections_send_each_write_at_once() {
+        assert!(super::tcp_settings().nodelay(), "Nagle must be off on every connection");
     }
 }

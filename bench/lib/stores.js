@@ -108,9 +108,14 @@ async function unseed(admin, entries) {
   }
 }
 
+/** How many of `ids` still have a record (in batches: a spread of a whole
+ * run's ids would overflow the call stack). */
 async function countExisting(admin, ids) {
-  if (ids.length === 0) return 0;
-  return admin.exists(...ids.map((id) => conversationKey(id)));
+  let existing = 0;
+  for (let start = 0; start < ids.length; start += SEED_BATCH) {
+    existing += await admin.exists(...ids.slice(start, start + SEED_BATCH).map((id) => conversationKey(id)));
+  }
+  return existing;
 }
 
 async function execOrThrow(pipeline) {
