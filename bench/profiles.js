@@ -102,6 +102,21 @@ function checkPerf() {
   }
 }
 
+/**
+ * The store's categories need the addon's function names: a stripped build
+ * (what `node scripts/build.js` makes by default) would count all of the
+ * tokio worker's time as "other".
+ */
+function checkSymbols() {
+  const { localAddonPath, hostPlatform } = require('../scripts/platform.js');
+  const addon = localAddonPath(hostPlatform());
+  if (!fs.readFileSync(addon).includes('.symtab')) {
+    console.error(`bench/profiles.js needs the addon's symbols, and ${path.basename(addon)} is stripped: ` +
+      'run `node scripts/build.js --force --symbols` (npm run bench:profiles does it for you)');
+    process.exit(1);
+  }
+}
+
 /** Waits for a child; rejects with its stderr if it fails. */
 async function finished(child, what, stderr) {
   const [code, signal] = await once(child, 'exit');
@@ -286,6 +301,7 @@ async function main() {
     return;
   }
   checkPerf();
+  checkSymbols();
   const started = Date.now();
   const meta = {
     argv: process.argv.slice(2),

@@ -10,6 +10,8 @@
 //   node scripts/build.js --glibc-floor   on Linux x64 glibc: the build must be the
 //                                         old-glibc one (what the platform package ships)
 //   node scripts/build.js --debug         a debug build (faster to compile), same file name
+//   node scripts/build.js --symbols       a release build that keeps its symbols (for perf:
+//                                         npm run bench:profiles names the store's functions)
 //
 // The output is `redis-conversation-store.<platform>.node` in the package
 // directory (the loader in binding.js tries it before the platform package),
@@ -25,6 +27,7 @@ const { ensureZigToolchain, zigToolchainPresent } = require('./zig-toolchain.js'
 const force = process.argv.includes('--force');
 const floorRequired = process.argv.includes('--glibc-floor');
 const debug = process.argv.includes('--debug');
+const keepSymbols = process.argv.includes('--symbols');
 const platform = hostPlatform();
 const addon = localAddonPath(platform);
 const stampPath = path.join(root, '.addon-build.json');
@@ -66,13 +69,15 @@ const fresh =
   fs.existsSync(addon) &&
   fs.statSync(addon).mtimeMs >= newestSource() &&
   stamp.version === packageJson.version &&
+  (!keepSymbols || stamp.symbols === true) &&
   (!floorRequired || !floorPossible || stamp.target === FLOOR_TARGET);
 if (!force && fresh) process.exit(0);
 
 // The old-glibc build is what the linux-x64-gnu package ships; once its tools
 // are here, every build on such a machine uses it, so one build serves the
 // tests, the example and the packaging test.
-const useFloor = floorPossible && (floorRequired || (!debug && zigToolchainPresent()));
+// (Not for --symbols: the zig link strips the addon whatever we ask.)
+const useFloor = floorPossible && (floorRequired || (!debug && !keepSymbols && zigToolchainPresent()));
 const target = useFloor ? FLOOR_TARGET : 'host';
 const profile = debug ? 'debug' : 'release';
 
@@ -102,7 +107,7 @@ if (useFloor) {
 // old addon loaded keeps its (unlinked) file instead of seeing it rewritten.
 const staging = fs.mkdtempSync(path.join(root, '.build-'));
 const builtName = `${binaryName}.${platform}.node`;
-const args = [cli, 'build', '--platform', ...(debug ? [] : ['--release', '--strip']), '--output-dir', staging, '--js', 'binding.js', '--dts', 'binding.d.ts', '--no-dts-header'];
+const args = [cli, 'build', '--platform', ...(debug ? [] : ['--release', ...(keepSymbols ? [] : ['--strip'])]), '--output-dir', staging, '--js', 'binding.js', '--dts', 'binding.d.ts', '--no-dts-header'];
 if (useFloor) args.push('--cross-compile', '--target', FLOOR_TARGET);
 console.error(
   `[redis-conversation-store] building the native addon for ${platform}` +
@@ -114,7 +119,7 @@ try {
   if (result.status === 0) {
     for (const file of ['binding.js', 'binding.d.ts']) fs.renameSync(path.join(staging, file), path.join(root, file));
     fs.renameSync(path.join(staging, builtName), addon);
-    fs.writeFileSync(stampPath, `${JSON.stringify({ platform, target, profile, version: packageJson.version })}\n`);
+    fs.writeFileSync(stampPath, `${JSON.stringify({ platform, target, profile, version: packageJson.version, symbols: debug || (keepSymbols && !useFloor) })}\n`);
   }
 } finally {
   fs.rmSync(staging, { recursive: true, force: true });

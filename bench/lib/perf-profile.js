@@ -43,7 +43,7 @@ const RULES = [
     'napi threadsafe function'],
   [/\bnapi_(create_promise|resolve_deferred|reject_deferred)|JsDeferred/, 'napi promise'],
   // The store's Rust code, by module.
-  [/redis_conversation_store::text|JsText|simdutf8|utf8_to_utf16/, 'store: text conversion (UTF-8 ⇄ UTF-16)'],
+  [/redis_conversation_store::text|JsText|simdutf8|utf8_to_utf16|encoding_rs::/, 'store: text conversion (UTF-8 ⇄ UTF-16)'],
   [/redis_conversation_store::json_scan/, 'store: json_scan'],
   [/redis_conversation_store::(record|keys|listing)/, 'store: records, keys, listing'],
   [/redis_conversation_store::completion/, 'store: completion (settling promises)'],
