@@ -9,6 +9,7 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
 
 const {
   startRedis,
@@ -156,7 +157,15 @@ describe('waitReplicas on a primary with one replica', () => {
       assert.equal(read.value?.externalId, 'stopped-0');
       assert.ok(readMs <= TIMEOUT_MS + SETTLE_SLACK_MS, `the read settled after ${readMs} ms`);
       console.log(`# a get sent behind a write whose replica is stopped: ${readMs} ms (waitTimeoutMs ${WAIT_MS})`);
-      await assert.rejects(store.delete('stopped-1'), (err) => expectNotReplicated(err));
+      const deleted = await store.delete('stopped-1').then(() => undefined, (err) => err);
+      if (deleted === undefined) {
+        // Seen once in about twenty runs and not explained yet: say what
+        // Redis saw, to tell a replica that ran from a wrong confirmation.
+        assert.fail(`delete resolved while the replica was paused (replica process state ` +
+          `${fs.readFileSync(`/proc/${replica.pid}/stat`, 'utf8').split(') ')[1][0]}):\n` +
+          `${await replicationInfo(primary)}`);
+      }
+      expectNotReplicated(deleted);
       await assert.rejects(store.update('stopped-0', (current) => ({ ...current, status: 'completed' })), (err) => expectNotReplicated(err));
       // A refused conditional set wrote nothing: its answer is the conflict,
       // whatever the replicas said.

@@ -10,15 +10,9 @@
 pub fn utf8_to_utf16(text: &str) -> Vec<u16> {
     // UTF-16 never needs more units than UTF-8 has bytes.
     let mut units = vec![0; text.len()];
-    let written = utf8_into_utf16(text, &mut units);
+    let written = encoding_rs::mem::convert_str_to_utf16(text, &mut units);
     units.truncate(written);
     units
-}
-
-/// Writes `text` as UTF-16 at the start of `units`, which holds at least
-/// `text.len()` units; returns how many it wrote.
-pub fn utf8_into_utf16(text: &str, units: &mut [u16]) -> usize {
-    encoding_rs::mem::convert_str_to_utf16(text, units)
 }
 
 /// UTF-16 → UTF-8; `None` for unpaired surrogates (which `JSON.stringify`
