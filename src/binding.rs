@@ -373,7 +373,7 @@ impl NativeRedisStore {
             record::validate_user_id(&user_id)?;
             let query = query?;
             let pairs = core.list_by_user(&user_id, query).await?;
-            Ok(Outcome::Records(page_records(pairs)))
+            Ok(Outcome::Texts(page_records(pairs)))
         })
     }
 
@@ -392,7 +392,8 @@ impl NativeRedisStore {
         self.call(env, limits, async move {
             record::validate_user_id(&user_id)?;
             let query = query?;
-            core.list_by_user(&user_id, query).await.map(Outcome::Texts)
+            let pairs = core.list_by_user(&user_id, query).await?;
+            Ok(Outcome::Texts(pairs.into_iter().map(JsText::from).collect()))
         })
     }
 

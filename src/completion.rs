@@ -30,9 +30,8 @@ use crate::error::{JsCode, StoreError};
 pub enum Outcome {
     Unit,
     Text(Option<JsText>),
-    Texts(Vec<String>),
-    /// A page's records, one string each.
-    Records(Vec<JsText>),
+    /// Strings in order (a page's records, or its id/record pairs).
+    Texts(Vec<JsText>),
     Number(f64),
 }
 
@@ -316,8 +315,7 @@ unsafe fn outcome_to_js(env: sys::napi_env, outcome: Outcome) -> napi::Result<sy
         match outcome {
             Outcome::Unit => <()>::to_napi_value(env, ()),
             Outcome::Text(text) => Option::<JsText>::to_napi_value(env, text),
-            Outcome::Texts(texts) => Vec::<String>::to_napi_value(env, texts),
-            Outcome::Records(records) => Vec::<JsText>::to_napi_value(env, records),
+            Outcome::Texts(texts) => Vec::<JsText>::to_napi_value(env, texts),
             Outcome::Number(number) => f64::to_napi_value(env, number),
         }
     }
