@@ -9,6 +9,8 @@
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const v8 = require('node:v8');
+const vm = require('node:vm');
 
 const { RedisStore, MemoryStore, RedisError, StoreInputError } = require('..');
 const { startRedis, startCluster, sendCommands, conversation, pollUntil } = require('../test-support');
@@ -197,6 +199,33 @@ describe('timeoutMs', () => {
     await assert.rejects(hasty.get('c2'), { code: 'STORE_TIMEOUT' });
     await pauseRedis(400);
     assert.equal((await hasty.get('c2', { timeoutMs: 3000 })).userId, 'u1');
+  });
+
+  // A call with timeoutMs and no signal keeps no reference to its native
+  // limits: V8 may collect them while the call waits. The call must still
+  // settle with its own outcome (it once resolved at once, empty: a write
+  // with waitReplicas "confirmed" before Redis answered).
+  it('settles with its own outcome when its limits are garbage-collected in flight', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc');
+    const store = await openStore({ commandTimeoutMs: 5000 });
+    await store.set('c1', conversation('c1', 'u1'));
+    await pauseRedis(400);
+    let settledDuringPause = false;
+    const read = store.get('c1', { timeoutMs: 3000 });
+    const write = store.set('c2', conversation('c2', 'u1'), { timeoutMs: 3000 });
+    const missing = store.get('c3', { timeoutMs: 150 });
+    Promise.race([read, write]).then(() => (settledDuringPause = true), () => {});
+    for (let i = 0; i < 5; i += 1) {
+      gc();
+      // Node runs native finalizers on a later tick.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.equal(settledDuringPause, false, 'settled while Redis was paused');
+    await assert.rejects(missing, { code: 'STORE_TIMEOUT' });
+    assert.equal((await read).userId, 'u1');
+    await write;
+    assert.equal((await store.get('c2')).externalId, 'c2');
   });
 
   it('refuses bad options with an input error', async () => {

@@ -174,11 +174,20 @@ where
                 None => work.await,
             }
         };
+        let abort = async move {
+            // Limits garbage-collected in flight (a call with `timeoutMs` and no
+            // signal keeps no reference to them) can no longer abort: the call
+            // runs on to its own outcome. Taking the closed channel for an abort
+            // once settled such calls as successes before Redis answered.
+            if aborted.wait_for(|aborted| *aborted).await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
         tokio::select! {
             outcome = work => outcome,
             // index.js has already rejected the caller's promise with the
             // signal's reason; this settles the native one, which nobody reads.
-            _ = aborted.wait_for(|aborted| *aborted) => Ok(Outcome::Unit),
+            () = abort => Ok(Outcome::Unit),
         }
     }
 }
@@ -654,6 +663,30 @@ mod tests {
         let settled = tokio::time::timeout(Duration::from_secs(5), call).await;
         assert!(matches!(settled, Ok(Ok(Ok(Outcome::Unit)))));
         assert!(dropped.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn limits_dropped_in_flight_leave_the_call_to_its_own_outcome() {
+        let Ok(limits) = NativeCallLimits::new(Some(5_000.0)) else {
+            panic!("a 5 s timeout is valid");
+        };
+        let (reply, replied) = tokio::sync::oneshot::channel::<()>();
+        let work = async move {
+            let _ = replied.await;
+            Err(StoreError::Timeout("the work's own outcome".into()))
+        };
+        let call = tokio::spawn(within_limits(&limits, work));
+        tokio::task::yield_now().await;
+        // As when V8 collects the JS object while the call waits for Redis.
+        drop(limits);
+        tokio::task::yield_now().await;
+        assert!(!call.is_finished(), "settled by the limits going away");
+        let _ = reply.send(());
+        let settled = tokio::time::timeout(Duration::from_secs(5), call).await;
+        assert!(
+            matches!(settled, Ok(Ok(Err(StoreError::Timeout(_))))),
+            "settled otherwise"
+        );
     }
 
     #[test]
