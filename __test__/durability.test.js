@@ -378,6 +378,9 @@ describe('waitReplicas through a forced Redis Cluster failover under load', () =
     const nodes = await cluster.clusterNodes();
     const recordNodeId = nodes.find((node) => node.port === recordNode.port).nodeId;
     const replica = nodes.find((node) => node.masterId === recordNodeId && node.handle).handle;
+    // Connected first: a connection attempt still under way would wait on the
+    // paused replica (seen on a loaded machine: STORE_UNAVAILABLE, connect timed out).
+    await store.ready();
     replica.pause();
     try {
       const started = Date.now();
