@@ -74,10 +74,23 @@ pub fn object_members(text: &str) -> Result<Vec<Member<'_>>, ScanError> {
         _ => return Err(ScanError::Malformed(pos)),
     }
     pos = skip_ws(bytes, pos + 1);
-    let mut members = Vec::new();
     if bytes.get(pos) == Some(&b'}') {
-        return finish(bytes, pos + 1, members);
+        return finish(bytes, pos + 1, Vec::new());
     }
+    closing_members(text, pos)
+}
+
+/// The members from the one whose key starts at `from` to the end of the
+/// object, when they close it exactly (only whitespace after the `}`).
+///
+/// A record's owner is often near its end, after a long history: if
+/// `"userId":` found there starts members that close the text exactly, it is
+/// a top-level key (a nested one would leave its containers' closers after
+/// it), and these are all the members after it, so the last duplicate is
+/// among them; the whole record is not scanned.
+pub fn closing_members(text: &str, mut pos: usize) -> Result<Vec<Member<'_>>, ScanError> {
+    let bytes = text.as_bytes();
+    let mut members = Vec::new();
     loop {
         if bytes.get(pos) != Some(&b'"') {
             return Err(ScanError::Malformed(pos));
@@ -201,6 +214,22 @@ mod tests {
         assert_eq!(members[1].value, r#"{"c":[1,"}]",{"d":null}]}"#);
         assert_eq!(members[2].string_value().as_deref(), Some("x\"y"));
         assert_eq!(&text[members[3].span.clone()], r#""f":true"#);
+    }
+
+    #[test]
+    fn closing_members_are_the_object_s_last_ones_only() {
+        let text = r#"{"h":[{"k":1}],"userId":"u","n":{"m":2}} "#;
+        let at = text.find(r#""userId""#).unwrap();
+        let members = closing_members(text, at).unwrap();
+        let keys: Vec<_> = members.iter().map(|m| m.raw_key).collect();
+        assert_eq!(keys, ["userId", "n"]);
+        // Members of a nested object leave its parent's closer behind.
+        let nested = r#"{"h":{"userId":"n","k":1}}"#;
+        let at = nested.find(r#""userId""#).unwrap();
+        assert!(matches!(closing_members(nested, at), Err(ScanError::Malformed(_))));
+        let in_array = r#"{"h":[{"userId":"n"}]}"#;
+        let at = in_array.find(r#""userId""#).unwrap();
+        assert!(matches!(closing_members(in_array, at), Err(ScanError::Malformed(_))));
     }
 
     #[test]

@@ -576,6 +576,23 @@ mod tests {
             (r#"{"userId":"raw","user\u0049d":"escaped"}"#, Some("escaped")),
             (r#"[{"userId":"in an array"}]"#, None),
             (r#"{"userId": "spaced"}"#, Some("spaced")),
+            // The tail path: the last hit must close the record to count.
+            (
+                r#"{"history":[{"a":1}],"userId":"top","m":{"userId":"nested"}}"#,
+                Some("top"),
+            ),
+            (
+                r#"{"history":[{"a":1}],"userId":"raw","user\u0049d":"escaped"}"#,
+                Some("escaped"),
+            ),
+            (r#"{"history":[1],"userId":"a","userId":"b"}"#, Some("b")),
+            (r#"{"history":[1],"userId":5}"#, None),
+            (r#"{"history":["x\"userId\":\"fake"],"userId":"real"}"#, Some("real")),
+            (r#"{"history":["x\"userId\":\"fake"]}"#, None),
+            (
+                r#"{"history":[1],"note":"ends in \\","userId":"u","n":[{"userId":"x"}]}"#,
+                Some("u"),
+            ),
         ] {
             assert_eq!(record::owner_of(text).as_deref(), owner, "{text}");
             check_stored_record(text);
