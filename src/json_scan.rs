@@ -80,7 +80,7 @@ pub fn object_members(text: &str) -> Result<Vec<Member<'_>>, ScanError> {
     closing_members(text, pos)
 }
 
-/// The members from the one whose key starts at `from` to the end of the
+/// The members from the one whose key starts at `pos` to the end of the
 /// object, when they close it exactly (only whitespace after the `}`).
 ///
 /// A record's owner is often near its end, after a long history: if
