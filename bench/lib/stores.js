@@ -83,39 +83,44 @@ async function openStores(url) {
 
 /** Writes entries `{ id, userId, json, score }` as both stores would. */
 async function seed(admin, entries) {
-  for (let start = 0; start < entries.length; start += SEED_BATCH) {
+  await inBatches(entries, async (batch) => {
     const pipeline = admin.pipeline();
     const touched = new Set();
-    for (const { id, userId, json, score } of entries.slice(start, start + SEED_BATCH)) {
+    for (const { id, userId, json, score } of batch) {
       pipeline.set(conversationKey(id), json, 'EX', DEFAULT_TTL_SECONDS);
       pipeline.zadd(userIndexKey(userId), score, id);
       touched.add(userId);
     }
     for (const userId of touched) pipeline.expire(userIndexKey(userId), indexTtlSeconds(DEFAULT_TTL_SECONDS));
     await execOrThrow(pipeline);
-  }
+  });
 }
 
 /** Removes records (and their index entries) left over by a run. */
 async function unseed(admin, entries) {
-  for (let start = 0; start < entries.length; start += SEED_BATCH) {
+  await inBatches(entries, async (batch) => {
     const pipeline = admin.pipeline();
-    for (const { id, userId } of entries.slice(start, start + SEED_BATCH)) {
+    for (const { id, userId } of batch) {
       pipeline.del(conversationKey(id));
       pipeline.zrem(userIndexKey(userId), id);
     }
     await execOrThrow(pipeline);
-  }
+  });
 }
 
 /** How many of `ids` still have a record (in batches: a spread of a whole
  * run's ids would overflow the call stack). */
 async function countExisting(admin, ids) {
   let existing = 0;
-  for (let start = 0; start < ids.length; start += SEED_BATCH) {
-    existing += await admin.exists(...ids.slice(start, start + SEED_BATCH).map((id) => conversationKey(id)));
-  }
+  await inBatches(ids, async (batch) => {
+    existing += await admin.exists(...batch.map((id) => conversationKey(id)));
+  });
   return existing;
+}
+
+/** `work` on each run of SEED_BATCH items, one after the other. */
+async function inBatches(items, work) {
+  for (let start = 0; start < items.length; start += SEED_BATCH) await work(items.slice(start, start + SEED_BATCH));
 }
 
 async function execOrThrow(pipeline) {
