@@ -299,11 +299,11 @@ fn top_level_string(json: &str, key: &str) -> Option<String> {
     let pattern = format!("\"{key}\":");
     let first = memchr::memmem::find(bytes, pattern.as_bytes());
     let last = memchr::memmem::rfind(bytes, pattern.as_bytes());
+    // A hit right after a backslash is the end of another key (`a\"userId`);
+    // in valid JSON that starts as an object, any other hit starts a key.
+    let starts_a_key = |at: usize| bytes.first() == Some(&b'{') && bytes[at - 1] != b'\\';
     if let (Some(at), true) = (first, first == last) {
-        // A hit right after a backslash is the end of another key (`a\"userId`).
-        let at_top_level = bytes.first() == Some(&b'{')
-            && bytes[at - 1] != b'\\'
-            && memchr::memchr2(b'{', b'[', &bytes[1..at]).is_none();
+        let at_top_level = starts_a_key(at) && memchr::memchr2(b'{', b'[', &bytes[1..at]).is_none();
         if at_top_level && memchr::memmem::find(bytes, b"\\u").is_none() {
             if let Some(body) = json[at + pattern.len()..].strip_prefix('"') {
                 if let Some(end) = memchr::memchr2(b'"', b'\\', body.as_bytes()) {
@@ -319,17 +319,18 @@ fn top_level_string(json: &str, key: &str) -> Option<String> {
     // among those members (see `json_scan::closing_members`). Chat records
     // put their history first: the owner checks of a 4 KB page went from
     // 134 to 35 µs of the worker's time, of a 64 KB page from 841 to 41.
-    if let Some(at) = last.filter(|&at| bytes.first() == Some(&b'{') && bytes[at - 1] != b'\\') {
+    if let Some(at) = last.filter(|&at| starts_a_key(at)) {
         if let Ok(members) = json_scan::closing_members(json, at) {
-            return members
-                .iter()
-                .rev()
-                .find(|member| member.key_is(key))
-                .and_then(Member::string_value);
+            return last_string_member(&members, key);
         }
     }
-    object_members(json)
-        .ok()?
+    last_string_member(&object_members(json).ok()?, key)
+}
+
+/// The value of the last member named `key`, as `JSON.parse` keeps the last
+/// of duplicates, if it is a string.
+fn last_string_member(members: &[Member<'_>], key: &str) -> Option<String> {
+    members
         .iter()
         .rev()
         .find(|member| member.key_is(key))
