@@ -125,6 +125,26 @@ describe('RedisStore on a cluster', () => {
     assert.ok(indexTtl > 89_990 && indexTtl <= 90_000, `index TTL ${indexTtl}`);
   });
 
+  it('follows a slot that moved since it read the slot map, for the record step and the index step', async () => {
+    // Each write step is one pipeline (a script, or MULTI/EXEC), and the
+    // MOVED comes back among its replies: the step must be resent to the
+    // new owner (redis-rs does it), not fail. A redirect still answered
+    // after the retries is STORE_UNAVAILABLE (src/error.rs).
+    const id = 'moved-slot-1';
+    const user = 'moved-slot-user';
+    await store.ping();
+    const record = await cluster.moveEmptySlotOf(conversationKey(id));
+    const index = await cluster.moveEmptySlotOf(userIndexKey(user));
+    assert.notEqual(record.slot, index.slot);
+    await store.set(id, conversation(id, user));
+    assert.equal(await record.to.cli('EXISTS', conversationKey(id)), '1', 'the record is on the slot\'s new owner');
+    assert.notEqual(await index.to.cli('ZSCORE', userIndexKey(user), id), '', 'the id is in the index on its new owner');
+    assert.equal((await store.get(id)).externalId, id);
+    assert.deepEqual((await store.listByUser(user)).map((r) => r.externalId), [id]);
+    await store.delete(id);
+    assert.equal(await store.get(id), undefined);
+  });
+
   it('survives the failover of the primary that owns a user index', async () => {
     const user = 'failover-user';
     const indexKey = userIndexKey(user);

@@ -165,6 +165,13 @@ impl StoreError {
                 return match kind {
                     K::NoPerm => StoreError::Auth(message),
                     K::BusyLoading | K::TryAgain | K::ClusterDown | K::MasterDown => StoreError::Unavailable(message),
+                    // redis-rs follows a redirect a few times; one that is
+                    // still answered means the slots are moving (a failover,
+                    // a resharding) faster than it caught up. The node did
+                    // not apply the command, so it is worth retrying.
+                    K::Moved | K::Ask => StoreError::Unavailable(format!(
+                        "{message} (the cluster is moving this key's slot; nothing was written)"
+                    )),
                     _ => StoreError::Reply(message),
                 };
             }
@@ -422,6 +429,18 @@ mod tests {
             "-WRONGTYPE Operation against a key",
         ] {
             assert!(!server_cannot_serve(&reply_error(line)), "{line}");
+        }
+    }
+
+    /// Seen once in a forced cluster failover: a write step's pipeline was
+    /// still redirected after redis-rs's retries, and it reached the caller
+    /// as `STORE_REPLY`, which the chat server's 503 handler does not match.
+    #[test]
+    fn redirects_that_outlive_the_retries_are_unavailable() {
+        for line in ["-MOVED 10914 127.0.0.1:35599", "-ASK 10914 127.0.0.1:35599"] {
+            let err = StoreError::from_redis(&reply_error(line), "SET conv:a");
+            assert_eq!(err.code(), "STORE_UNAVAILABLE", "{line}");
+            assert!(err.to_string().contains("nothing was written"), "{err}");
         }
     }
 

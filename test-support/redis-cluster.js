@@ -327,6 +327,37 @@ class RedisCluster {
   }
 
   /**
+   * Hands the slot of `key`, which must hold no key, to another primary the
+   * way a resharding tool does (IMPORTING on the destination, MIGRATING on
+   * the source, then NODE on the destination, the source and the others),
+   * and resolves once every live node reports the new owner. A client that
+   * read the slot map before then still sends the slot to the source, which
+   * answers MOVED. Resolves { slot, from, to } (handles).
+   */
+  async moveEmptySlotOf(key) {
+    const slot = await this.keySlot(key);
+    const primaries = await this.primaries();
+    const source = primaries.find((p) => p.slots.some(([a, b]) => slot >= a && slot <= b));
+    const destination = primaries.find((p) => p !== source);
+    if (!source || !destination) throw new Error(`moveEmptySlotOf: no source or destination for slot ${slot}`);
+    const held = await this.command(source.handle, 'CLUSTER', 'COUNTKEYSINSLOT', slot);
+    if (held !== 0) throw new Error(`moveEmptySlotOf: slot ${slot} (key ${JSON.stringify(key)}) holds ${held} keys`);
+    await this.command(destination.handle, 'CLUSTER', 'SETSLOT', slot, 'IMPORTING', source.nodeId);
+    await this.command(source.handle, 'CLUSTER', 'SETSLOT', slot, 'MIGRATING', destination.nodeId);
+    for (const primary of [destination, source, ...primaries.filter((p) => p !== source && p !== destination)]) {
+      await this.command(primary.handle, 'CLUSTER', 'SETSLOT', slot, 'NODE', destination.nodeId);
+    }
+    await pollUntil(async () => {
+      const views = await Promise.all(
+        this.nodes.filter((n) => n.alive).map((n) => this.command(n, 'CLUSTER', 'NODES').then(parseClusterNodes)),
+      );
+      return views.every((nodes) => nodes.some((n) => n.nodeId === destination.nodeId
+        && n.slots.some(([a, b]) => slot >= a && slot <= b)));
+    }, { timeoutMs: FORM_TIMEOUT_MS, intervalMs: POLL_INTERVAL_MS, what: `every node to see slot ${slot} on ${destination.port}` });
+    return { slot, from: source.handle, to: destination.handle };
+  }
+
+  /**
    * SIGKILLs the primary serving `key`'s slot. Resolves { killed, replica }:
    * the killed handle and the handle of (one of) its replicas.
    */
