@@ -16,9 +16,10 @@
 
 use std::ffi::c_void;
 use std::future::Future;
+use std::mem::ManuallyDrop;
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
 use napi::bindgen_prelude::{PromiseRaw, ToNapiValue};
 use napi::{sys, Env};
@@ -53,14 +54,59 @@ impl From<String> for JsText {
     }
 }
 
-impl ToNapiValue for JsText {
-    unsafe fn to_napi_value(env: sys::napi_env, text: Self) -> napi::Result<sys::napi_value> {
+/// From this many UTF-16 units, a lone record is handed to V8 rather than
+/// copied (`JsText::into_js`) while other calls are in flight. A 4 KB
+/// record's copy is cheap and dies young; handing it over kept its buffer
+/// alive until a scavenge and cost the worker fresh memory: `get` 4 KB at
+/// c=64 fell from 50k to 41k ops/s.
+const HAND_OVER_MIN_UNITS: usize = 16 * 1024;
+
+/// When a call's strings go to V8 without a copy. Only while other calls
+/// are in flight: then the JS thread is what limits throughput, and the
+/// copies (and the scavenges that copy them again) are its largest cost
+/// after `JSON.parse`. A call alone waits for the worker instead, which
+/// then converts into fresh memory each time, since the buffers it handed
+/// over live until V8 collects them: handing over at c=1 slowed `get` 64 KB
+/// from 3.7k to 2.8k ops/s and `listByUser` 4 KB from 740 to 600.
+#[derive(Clone, Copy)]
+pub enum HandOver {
+    Never,
+    /// A page's records: they live together, past a scavenge.
+    Page,
+    /// One record, from `HAND_OVER_MIN_UNITS`.
+    Large,
+}
+
+impl HandOver {
+    fn applies_to(self, units: &[u16]) -> bool {
+        match self {
+            HandOver::Never => false,
+            HandOver::Page => true,
+            HandOver::Large => units.len() >= HAND_OVER_MIN_UNITS,
+        }
+    }
+}
+
+impl JsText {
+    /// Makes the JS string. When `hand_over` applies (and Node has external
+    /// strings), a two-byte text's buffer becomes the string's own storage,
+    /// freed when V8 collects it, instead of being copied into V8's heap. A
+    /// copy lands in V8's young generation, the records of a page (or one
+    /// large record) outlive a scavenge, so V8 copied them again, and past
+    /// 128 KB took fresh pages of large-object space on every call. Handing
+    /// them over at c=64: `listByUser` 64 KB 51 → 84 ops/s (JS thread 18.6 →
+    /// 11.7 ms per call), 4 KB 660 → 910; `get` 64 KB 2.7k → 5.0k ops/s (JS
+    /// thread 366 → 140 µs per call).
+    unsafe fn into_js(self, env: sys::napi_env, hand_over: HandOver) -> napi::Result<sys::napi_value> {
         let mut value = ptr::null_mut();
-        // SAFETY: JS thread (trait contract); pointers and lengths from live buffers.
+        // SAFETY: JS thread (caller's contract); pointers and lengths from live buffers.
         let status = unsafe {
-            match &text {
+            match self {
                 JsText::Ascii(ascii) => {
                     sys::napi_create_string_latin1(env, ascii.as_ptr().cast(), ascii.len() as isize, &mut value)
+                }
+                JsText::Utf16(units) if hand_over.applies_to(&units) && external_strings(env) => {
+                    external_utf16(env, units, &mut value)
                 }
                 JsText::Utf16(units) => {
                     sys::napi_create_string_utf16(env, units.as_ptr(), units.len() as isize, &mut value)
@@ -69,6 +115,69 @@ impl ToNapiValue for JsText {
         };
         check(status, "creating a string")?;
         Ok(value)
+    }
+}
+
+impl ToNapiValue for JsText {
+    unsafe fn to_napi_value(env: sys::napi_env, text: Self) -> napi::Result<sys::napi_value> {
+        // SAFETY: JS thread (trait contract).
+        unsafe { text.into_js(env, HandOver::Never) }
+    }
+}
+
+/// Whether this Node has `node_api_create_external_string_utf16` (20.4 and
+/// later; `engines` allows 20.0). Asked once per process.
+fn external_strings(env: sys::napi_env) -> bool {
+    static SUPPORTED: OnceLock<bool> = OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        let mut version: *const sys::napi_node_version = ptr::null();
+        // SAFETY: JS thread; Node owns the returned struct for the process's life.
+        let status = unsafe { sys::napi_get_node_version(env, &mut version) };
+        if status != sys::Status::napi_ok || version.is_null() {
+            return false;
+        }
+        // SAFETY: non-null, from Node, never freed.
+        let version = unsafe { &*version };
+        (version.major, version.minor) >= (20, 4)
+    })
+}
+
+/// Hands `units` to V8 as an external two-byte string. On success the
+/// finalizer owns the buffer (V8 calls it at once when it chose to copy, or
+/// when it collects the string); on failure V8 never calls it, so the buffer
+/// is freed here.
+unsafe fn external_utf16(env: sys::napi_env, units: Vec<u16>, value: &mut sys::napi_value) -> sys::napi_status {
+    let mut units = ManuallyDrop::new(units);
+    let parts = Box::into_raw(Box::new((units.len(), units.capacity())));
+    let mut copied = false;
+    // SAFETY: JS thread (caller's contract); the buffer stays allocated until
+    // the finalizer rebuilds the Vec from these same parts.
+    unsafe {
+        let status = sys::node_api_create_external_string_utf16(
+            env,
+            units.as_mut_ptr(),
+            units.len() as isize,
+            Some(free_handed_over),
+            parts.cast(),
+            value,
+            &mut copied,
+        );
+        if status != sys::Status::napi_ok {
+            drop(Box::from_raw(parts));
+            ManuallyDrop::drop(&mut units);
+        }
+        status
+    }
+}
+
+/// The finalizer of a string made by `external_utf16`: frees its buffer.
+/// It touches nothing of the JS environment, so it may run inside a GC.
+unsafe extern "C" fn free_handed_over(_: sys::node_api_basic_env, data: *mut c_void, parts: *mut c_void) {
+    // SAFETY: `parts` is the box `external_utf16` made for this very buffer,
+    // and V8 calls the finalizer exactly once.
+    unsafe {
+        let (len, capacity) = *Box::from_raw(parts.cast::<(usize, usize)>());
+        drop(Vec::from_raw_parts(data.cast::<u16>(), len, capacity));
     }
 }
 
@@ -296,7 +405,8 @@ unsafe extern "C" fn settle_on_js_thread(
     } = *settlement;
     // SAFETY: JS thread; each deferred is settled exactly once, here.
     unsafe {
-        match outcome.map(|value| outcome_to_js(env, value)) {
+        let overlapping = shared.pending.load(Ordering::Relaxed) > 1;
+        match outcome.map(|value| outcome_to_js(env, value, overlapping)) {
             Ok(Ok(value)) => {
                 sys::napi_resolve_deferred(env, deferred, value);
             }
@@ -309,13 +419,33 @@ unsafe extern "C" fn settle_on_js_thread(
     }
 }
 
-unsafe fn outcome_to_js(env: sys::napi_env, outcome: Outcome) -> napi::Result<sys::napi_value> {
+/// `overlapping`: other calls of the store are in flight (`HandOver`).
+unsafe fn outcome_to_js(env: sys::napi_env, outcome: Outcome, overlapping: bool) -> napi::Result<sys::napi_value> {
+    let (one, page) = match overlapping {
+        true => (HandOver::Large, HandOver::Page),
+        false => (HandOver::Never, HandOver::Never),
+    };
     // SAFETY: JS thread (caller's contract).
     unsafe {
         match outcome {
             Outcome::Unit => <()>::to_napi_value(env, ()),
-            Outcome::Text(text) => Option::<JsText>::to_napi_value(env, text),
-            Outcome::Texts(texts) => Vec::<JsText>::to_napi_value(env, texts),
+            Outcome::Text(None) => Option::<JsText>::to_napi_value(env, None),
+            Outcome::Text(Some(text)) => text.into_js(env, one),
+            Outcome::Texts(texts) => {
+                let mut array = ptr::null_mut();
+                check(
+                    sys::napi_create_array_with_length(env, texts.len(), &mut array),
+                    "creating an array",
+                )?;
+                for (index, text) in texts.into_iter().enumerate() {
+                    let element = text.into_js(env, page)?;
+                    check(
+                        sys::napi_set_element(env, array, index as u32, element),
+                        "filling an array",
+                    )?;
+                }
+                Ok(array)
+            }
             Outcome::Number(number) => f64::to_napi_value(env, number),
         }
     }

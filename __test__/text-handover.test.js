@@ -1,0 +1,67 @@
+'use strict';
+
+// Records with non-ASCII text reach JS as two-byte strings. While calls
+// overlap, a page's records and large records are handed to V8 without a
+// copy (external strings, freed by a native finalizer when V8 collects
+// them); a call alone copies them (src/completion.rs, `HandOver`). Both
+// paths must give back exactly what was stored, across collections, with
+// the finalizers running while other calls convert new records.
+
+const { describe, it, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const v8 = require('node:v8');
+const vm = require('node:vm');
+
+const { RedisStore } = require('..');
+const { startRedis, conversation } = require('../test-support');
+
+const TEXT = 'café naïve — “quoted” 東京 👍 ';
+
+/** A record of about `bytes` of UTF-8, non-ASCII throughout. */
+function bigRecord(id, userId, bytes, turn) {
+  const content = `${turn} ${TEXT.repeat(Math.ceil(bytes / Buffer.byteLength(TEXT)))}`;
+  return conversation(id, userId, { history: [{ role: 'user', content }], updatedAt: new Date(Date.UTC(2024, 0, 1, 0, 0, turn)).toISOString() });
+}
+
+describe('records handed to V8 with and without a copy', () => {
+  let srv;
+  let store;
+  before(async () => {
+    srv = await startRedis();
+    store = new RedisStore({ url: srv.url, allowPlaintext: true, logger: null });
+  });
+  after(async () => {
+    await store?.close();
+    await srv?.stop();
+  });
+
+  it('read back intact, alone and overlapping, across garbage collections', async () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = vm.runInNewContext('gc');
+    const stored = new Map();
+    // 64 KB records are past the size from which a lone get is handed over;
+    // 4 KB ones are copied alone and handed over in a page.
+    for (let i = 0; i < 24; i += 1) {
+      const record = bigRecord(`h-${i}`, i % 2 ? 'h-large' : 'h-small', i % 2 ? 64 * 1024 : 4 * 1024, i);
+      await store.set(record.externalId, record);
+      stored.set(record.externalId, record);
+    }
+    const newestFirst = (userId) => [...stored.values()].filter((r) => r.userId === userId).reverse();
+    for (let round = 0; round < 4; round += 1) {
+      // Alone: one call at a time.
+      assert.deepEqual(await store.get('h-1'), stored.get('h-1'));
+      assert.deepEqual(await store.listByUser('h-small'), newestFirst('h-small'));
+      // Overlapping: every read in flight at once, twice over.
+      const reads = [];
+      for (let copy = 0; copy < 2; copy += 1) {
+        for (const id of stored.keys()) reads.push(store.get(id).then((got) => assert.deepEqual(got, stored.get(id))));
+        reads.push(store.listByUser('h-large').then((page) => assert.deepEqual(page, newestFirst('h-large'))));
+        reads.push(store.listByUser('h-small').then((page) => assert.deepEqual(page, newestFirst('h-small'))));
+      }
+      await Promise.all(reads);
+      gc();
+      // Native finalizers may run on a later tick.
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  });
+});
