@@ -1,11 +1,12 @@
 'use strict';
 
 // Records with non-ASCII text reach JS as two-byte strings. While calls
-// overlap, a page's records and large records are handed to V8 without a
+// overlap, large records (in a page or alone) are handed to V8 without a
 // copy (external strings, freed by a native finalizer when V8 collects
-// them); a call alone copies them (src/completion.rs, `HandOver`). Both
-// paths must give back exactly what was stored, across collections, with
-// the finalizers running while other calls convert new records.
+// them); small ones, and any record of a call alone, are copied
+// (src/completion.rs, `JsText::into_js`). Both paths must give back exactly
+// what was stored, across collections, with the finalizers running while
+// other calls convert new records.
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -13,7 +14,7 @@ const v8 = require('node:v8');
 const vm = require('node:vm');
 
 const { RedisStore } = require('..');
-const { startRedis, conversation } = require('../test-support');
+const { startRedis, conversation, pollUntil } = require('../test-support');
 
 const TEXT = 'café naïve — “quoted” 東京 👍 ';
 
@@ -39,8 +40,8 @@ describe('records handed to V8 with and without a copy', () => {
     v8.setFlagsFromString('--expose-gc');
     const gc = vm.runInNewContext('gc');
     const stored = new Map();
-    // 64 KB records are past the size from which a lone get is handed over;
-    // 4 KB ones are copied alone and handed over in a page.
+    // 64 KB records are past the size from which a record is handed over
+    // while calls overlap; 4 KB ones are always copied.
     for (let i = 0; i < 24; i += 1) {
       const record = bigRecord(`h-${i}`, i % 2 ? 'h-large' : 'h-small', i % 2 ? 64 * 1024 : 4 * 1024, i);
       await store.set(record.externalId, record);
@@ -63,5 +64,20 @@ describe('records handed to V8 with and without a copy', () => {
       // Native finalizers may run on a later tick.
       await new Promise((resolve) => setImmediate(resolve));
     }
+
+    // Handed-over buffers count as V8's external memory until collected:
+    // overlapping reads of large records raise it, a collection frees them.
+    const large = [...stored.values()].filter((r) => r.userId === 'h-large');
+    gc();
+    await new Promise((resolve) => setImmediate(resolve));
+    const before = process.memoryUsage().external;
+    await Promise.all(large.map((r) => store.get(r.externalId)));
+    const raised = process.memoryUsage().external - before;
+    assert.ok(raised >= 512 * 1024, `external memory rose by ${raised} bytes for ${large.length} records of 64 KB`);
+    await pollUntil(async () => {
+      gc();
+      await new Promise((resolve) => setImmediate(resolve));
+      return process.memoryUsage().external - before < 256 * 1024;
+    }, { timeoutMs: 5000, what: 'the handed-over buffers to be freed' });
   });
 });

@@ -54,50 +54,30 @@ impl From<String> for JsText {
     }
 }
 
-/// From this many UTF-16 units, a lone record is handed to V8 rather than
-/// copied (`JsText::into_js`) while other calls are in flight. A 4 KB
-/// record's copy is cheap and dies young; handing it over kept its buffer
-/// alive until a scavenge and cost the worker fresh memory: `get` 4 KB at
-/// c=64 fell from 50k to 41k ops/s.
+/// From this many UTF-16 units, a record is handed to V8 rather than
+/// copied (`JsText::into_js`), while other calls are in flight. Such a copy
+/// is past what V8 copies cheaply: a 64 KB chat record (about 128 KB of
+/// UTF-16) goes to large-object space, on fresh pages each time, and a
+/// page of them outlives a scavenge. A 4 KB record's copy is cheap and
+/// usually dies young: handing those over too made `get` 4 KB at c=64 fall
+/// from 50k to 41k ops/s, and a mixed 4 KB workload (`bench/memory.js`)
+/// from 18.2k to 16.4k, even though `listByUser` 4 KB alone at c=64 gained
+/// (680 → 930 ops/s).
 const HAND_OVER_MIN_UNITS: usize = 16 * 1024;
 
-/// When a call's strings go to V8 without a copy. Only while other calls
-/// are in flight: then the JS thread is what limits throughput, and the
-/// copies (and the scavenges that copy them again) are its largest cost
-/// after `JSON.parse`. A call alone waits for the worker instead, which
-/// then converts into fresh memory each time, since the buffers it handed
-/// over live until V8 collects them: handing over at c=1 slowed `get` 64 KB
-/// from 3.7k to 2.8k ops/s and `listByUser` 4 KB from 740 to 600.
-#[derive(Clone, Copy)]
-pub enum HandOver {
-    Never,
-    /// A page's records: they live together, past a scavenge.
-    Page,
-    /// One record, from `HAND_OVER_MIN_UNITS`.
-    Large,
-}
-
-impl HandOver {
-    fn applies_to(self, units: &[u16]) -> bool {
-        match self {
-            HandOver::Never => false,
-            HandOver::Page => true,
-            HandOver::Large => units.len() >= HAND_OVER_MIN_UNITS,
-        }
-    }
-}
-
 impl JsText {
-    /// Makes the JS string. When `hand_over` applies (and Node has external
-    /// strings), a two-byte text's buffer becomes the string's own storage,
-    /// freed when V8 collects it, instead of being copied into V8's heap. A
-    /// copy lands in V8's young generation, the records of a page (or one
-    /// large record) outlive a scavenge, so V8 copied them again, and past
-    /// 128 KB took fresh pages of large-object space on every call. Handing
-    /// them over at c=64: `listByUser` 64 KB 51 → 84 ops/s (JS thread 18.6 →
-    /// 11.7 ms per call), 4 KB 660 → 910; `get` 64 KB 2.7k → 5.0k ops/s (JS
-    /// thread 366 → 140 µs per call).
-    unsafe fn into_js(self, env: sys::napi_env, hand_over: HandOver) -> napi::Result<sys::napi_value> {
+    /// Makes the JS string. With `overlapping` (other calls of the store in
+    /// flight) and a two-byte text from `HAND_OVER_MIN_UNITS`, the buffer
+    /// becomes the string's own storage (an external string, on a Node that
+    /// has them), freed when V8 collects it, instead of being copied into
+    /// V8's heap. At c=64: `listByUser` 64 KB 56 → 84 ops/s (JS thread
+    /// 17.4 → 11.8 ms per call), `get` 64 KB 3.1k → 6.0k ops/s (JS thread
+    /// 320 → 165 µs per call). Only while calls overlap: then the JS thread
+    /// limits throughput. A call alone waits for the worker, which, as the
+    /// buffers it hands over live until V8 collects them, converts into
+    /// fresh memory each time: handing over at c=1 slowed `get` 64 KB from
+    /// 3.7k to 2.8k ops/s.
+    unsafe fn into_js(self, env: sys::napi_env, overlapping: bool) -> napi::Result<sys::napi_value> {
         let mut value = ptr::null_mut();
         // SAFETY: JS thread (caller's contract); pointers and lengths from live buffers.
         let status = unsafe {
@@ -105,7 +85,7 @@ impl JsText {
                 JsText::Ascii(ascii) => {
                     sys::napi_create_string_latin1(env, ascii.as_ptr().cast(), ascii.len() as isize, &mut value)
                 }
-                JsText::Utf16(units) if hand_over.applies_to(&units) && external_strings(env) => {
+                JsText::Utf16(units) if overlapping && units.len() >= HAND_OVER_MIN_UNITS && external_strings(env) => {
                     external_utf16(env, units, &mut value)
                 }
                 JsText::Utf16(units) => {
@@ -121,7 +101,7 @@ impl JsText {
 impl ToNapiValue for JsText {
     unsafe fn to_napi_value(env: sys::napi_env, text: Self) -> napi::Result<sys::napi_value> {
         // SAFETY: JS thread (trait contract).
-        unsafe { text.into_js(env, HandOver::Never) }
+        unsafe { text.into_js(env, false) }
     }
 }
 
@@ -146,38 +126,67 @@ fn external_strings(env: sys::napi_env) -> bool {
 /// finalizer owns the buffer (V8 calls it at once when it chose to copy, or
 /// when it collects the string); on failure V8 never calls it, so the buffer
 /// is freed here.
+///
+/// V8 does not count an external string's buffer as memory it should
+/// collect for, so the buffer is reported (`napi_adjust_external_memory`)
+/// until its finalizer runs. Unreported, the buffers of strings that had
+/// outlived a scavenge waited for a full collection, which V8 saw no reason
+/// to start: `bench/memory.js` (500,000 mixed calls at c=64) ended at
+/// 1.5 GB of RSS against 104 MB when copying.
 unsafe fn external_utf16(env: sys::napi_env, units: Vec<u16>, value: &mut sys::napi_value) -> sys::napi_status {
     let mut units = ManuallyDrop::new(units);
-    let parts = Box::into_raw(Box::new((units.len(), units.capacity())));
+    let handed = Box::into_raw(Box::new(Handed {
+        len: units.len(),
+        capacity: units.capacity(),
+    }));
     let mut copied = false;
+    let mut total = 0;
     // SAFETY: JS thread (caller's contract); the buffer stays allocated until
-    // the finalizer rebuilds the Vec from these same parts.
+    // the finalizer rebuilds the Vec from these same parts. Reported before
+    // the string is made, since a copying V8 runs the finalizer within the call.
     unsafe {
+        sys::napi_adjust_external_memory(env, (*handed).bytes(), &mut total);
         let status = sys::node_api_create_external_string_utf16(
             env,
             units.as_mut_ptr(),
             units.len() as isize,
             Some(free_handed_over),
-            parts.cast(),
+            handed.cast(),
             value,
             &mut copied,
         );
         if status != sys::Status::napi_ok {
-            drop(Box::from_raw(parts));
+            sys::napi_adjust_external_memory(env, -(*handed).bytes(), &mut total);
+            drop(Box::from_raw(handed));
             ManuallyDrop::drop(&mut units);
         }
         status
     }
 }
 
-/// The finalizer of a string made by `external_utf16`: frees its buffer.
-/// It touches nothing of the JS environment, so it may run inside a GC.
-unsafe extern "C" fn free_handed_over(_: sys::node_api_basic_env, data: *mut c_void, parts: *mut c_void) {
-    // SAFETY: `parts` is the box `external_utf16` made for this very buffer,
+/// The parts of a handed-over buffer its finalizer rebuilds it from.
+struct Handed {
+    len: usize,
+    capacity: usize,
+}
+
+impl Handed {
+    fn bytes(&self) -> i64 {
+        (self.capacity * std::mem::size_of::<u16>()) as i64
+    }
+}
+
+/// The finalizer of a string made by `external_utf16`: frees its buffer and
+/// takes it off V8's count. It calls nothing but that count (allowed of a
+/// finalizer that may run inside a GC).
+unsafe extern "C" fn free_handed_over(env: sys::node_api_basic_env, data: *mut c_void, handed: *mut c_void) {
+    // SAFETY: `handed` is the box `external_utf16` made for this very buffer,
     // and V8 calls the finalizer exactly once.
     unsafe {
-        let (len, capacity) = *Box::from_raw(parts.cast::<(usize, usize)>());
-        drop(Vec::from_raw_parts(data.cast::<u16>(), len, capacity));
+        let handed = *Box::from_raw(handed.cast::<Handed>());
+        let mut total = 0;
+        sys::napi_adjust_external_memory(env.cast(), -handed.bytes(), &mut total);
+        drop(Vec::from_raw_parts(data.cast::<u16>(), handed.len, handed.capacity));
     }
 }
 
@@ -419,18 +428,14 @@ unsafe extern "C" fn settle_on_js_thread(
     }
 }
 
-/// `overlapping`: other calls of the store are in flight (`HandOver`).
+/// `overlapping`: other calls of the store are in flight (`JsText::into_js`).
 unsafe fn outcome_to_js(env: sys::napi_env, outcome: Outcome, overlapping: bool) -> napi::Result<sys::napi_value> {
-    let (one, page) = match overlapping {
-        true => (HandOver::Large, HandOver::Page),
-        false => (HandOver::Never, HandOver::Never),
-    };
     // SAFETY: JS thread (caller's contract).
     unsafe {
         match outcome {
             Outcome::Unit => <()>::to_napi_value(env, ()),
             Outcome::Text(None) => Option::<JsText>::to_napi_value(env, None),
-            Outcome::Text(Some(text)) => text.into_js(env, one),
+            Outcome::Text(Some(text)) => text.into_js(env, overlapping),
             Outcome::Texts(texts) => {
                 let mut array = ptr::null_mut();
                 check(
@@ -438,7 +443,7 @@ unsafe fn outcome_to_js(env: sys::napi_env, outcome: Outcome, overlapping: bool)
                     "creating an array",
                 )?;
                 for (index, text) in texts.into_iter().enumerate() {
-                    let element = text.into_js(env, page)?;
+                    let element = text.into_js(env, overlapping)?;
                     check(
                         sys::napi_set_element(env, array, index as u32, element),
                         "filling an array",
