@@ -63,10 +63,12 @@ export declare class NativeRedisStore {
   setIf(id: string, json: string, condition: string, updatedAt: string | undefined | null, limits: NativeCallLimits | undefined | null): Promise<void>
   delete(id: string, limits: NativeCallLimits | undefined | null): Promise<void>
   /**
-   * The page's records as JSON texts, in order: one string per record,
-   * which V8 makes in memory it has touched already (see `page_records`).
+   * The page's records as JSON texts, in order: a handle that
+   * `takeRecords` turns into one string per record when JS reads it
+   * (`completion::RecordPage`), which V8 makes in memory it has touched
+   * already (see `page_records`).
    */
-  listByUser(userId: string, options: ListOptions | undefined | null, limits: NativeCallLimits | undefined | null): Promise<Array<string>>
+  listByUser(userId: string, options: ListOptions | undefined | null, limits: NativeCallLimits | undefined | null): Promise<object>
   /**
    * The page as `id, json, id, json, ...`, for when a record does not
    * parse (a corrupt record) and the bad ones must be named and skipped.
@@ -247,6 +249,13 @@ export interface StoreOption {
  * environment variable.
  */
 export declare function storeOptions(): Array<StoreOption>
+
+/**
+ * The records of a page `NativeRedisStore.listByUser` resolved with, as
+ * one string each, made now (`completion::RecordPage` says why); an empty
+ * array when taken before.
+ */
+export declare function takeRecords(page: object): Array<string>
 
 /** TLS material for `rediss://` connections. */
 export interface TlsOptions {

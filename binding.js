@@ -843,3 +843,4 @@ module.exports._liveCounts = nativeBinding._liveCounts
 module.exports._throwErrorSample = nativeBinding._throwErrorSample
 module.exports.redisOptionsFromEnv = nativeBinding.redisOptionsFromEnv
 module.exports.storeOptions = nativeBinding.storeOptions
+module.exports.takeRecords = nativeBinding.takeRecords

@@ -738,7 +738,10 @@ class StoreBase extends EventEmitter {
   async #listByUser(userId, options) {
     const useSchema = Boolean(this.#schema) && !(options && options.fields);
     const limits = callLimitsOf(options, 'listByUser', LIST_OPTIONS);
-    const texts = await this.#list('listByUser', userId, options, limits);
+    const page = await this.#list('listByUser', userId, options, limits);
+    // Redis resolves a handle whose strings are made only now, so that a
+    // page's strings die with its parse (src/completion.rs, RecordPage).
+    const texts = Array.isArray(page) ? page : native.takeRecords(page);
     let records;
     try {
       // One string per record (the native side says why): parsed in order.

@@ -35,7 +35,7 @@ const native = require(process.env.ADDON);
   const record = { userId: 'user-musl', updatedAt: new Date().toISOString(), history: [{ role: 'user', content: 'héllo ✓' }] };
   await store.set(id, JSON.stringify(record));
   const got = JSON.parse(await store.get(id));
-  const listed = (await store.listByUser('user-musl')).map((text) => JSON.parse(text));
+  const listed = native.takeRecords(await store.listByUser('user-musl')).map((text) => JSON.parse(text));
   await store.delete(id);
   const afterDelete = await store.get(id);
   store.close();

@@ -6,7 +6,8 @@
 // them); small ones, and any record of a call alone, are copied
 // (src/completion.rs, `JsText::into_js`). Both paths must give back exactly
 // what was stored, across collections, with the finalizers running while
-// other calls convert new records.
+// other calls convert new records. A listByUser page settles as a handle
+// whose strings are made only when JS reads it (`RecordPage`).
 
 const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
@@ -34,6 +35,24 @@ describe('records handed to V8 with and without a copy', () => {
   after(async () => {
     await store?.close();
     await srv?.stop();
+  });
+
+  // Strings made when the promise settles would all be alive at once for
+  // every page settled in the same wake of the JS thread; made when read,
+  // each page's die with its parse.
+  it('a page settles as a handle whose records become strings when taken, once', async () => {
+    const native = require('../loader.js').loadBinding();
+    const raw = new native.NativeRedisStore({ url: srv.url, allowPlaintext: true, keyPrefix: 'raw:' }, null);
+    try {
+      const record = bigRecord('raw-1', 'raw-user', 1024, 1);
+      await raw.set('raw-1', JSON.stringify(record));
+      const page = await raw.listByUser('raw-user', null, null);
+      assert.ok(!Array.isArray(page) && typeof page === 'object', 'a handle, not the strings');
+      assert.deepEqual(native.takeRecords(page).map((text) => JSON.parse(text)), [record]);
+      assert.deepEqual(native.takeRecords(page), [], 'taken once');
+    } finally {
+      raw.close();
+    }
   });
 
   it('read back intact, alone and overlapping, across garbage collections', async () => {

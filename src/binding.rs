@@ -11,13 +11,15 @@ use std::sync::{Arc, Once};
 use std::future::Future;
 use std::time::Duration;
 
-use napi::bindgen_prelude::{ClassInstance, FnArgs, Function, JsValuesTupleIntoVec, PromiseRaw, Unknown, Utf16String};
+use napi::bindgen_prelude::{
+    ClassInstance, External, FnArgs, Function, JsValuesTupleIntoVec, PromiseRaw, Unknown, Utf16String,
+};
 use napi::threadsafe_function::ThreadsafeFunction;
 use napi::Env;
 use napi_derive::napi;
 use tokio::sync::watch;
 
-use crate::completion::{self, Completer, Counted, JsText, Outcome};
+use crate::completion::{self, Completer, Counted, JsText, Outcome, PageTexts, RecordPage};
 use crate::config::{self, CommonOptions, RedisConfig, RedisOptions, StoreEnv};
 use crate::connection;
 use crate::credentials::{CredentialSource, ProviderKind};
@@ -90,6 +92,14 @@ fn list_query(options: Unknown<'_>, default_limit: usize) -> StoreResult<ListQue
 /// the main thread, 56 → 0 page faults per call).
 fn page_records(pairs: Vec<String>) -> Vec<JsText> {
     pairs.into_iter().skip(1).step_by(2).map(JsText::from).collect()
+}
+
+/// The records of a page `NativeRedisStore.listByUser` resolved with, as
+/// one string each, made now (`completion::RecordPage` says why); an empty
+/// array when taken before.
+#[napi(ts_return_type = "Array<string>")]
+pub fn take_records(#[napi(ts_arg_type = "object")] page: &mut External<RecordPage>) -> PageTexts {
+    page.take()
 }
 
 /// The tokio runtime behind every store: one worker thread by default
@@ -366,9 +376,11 @@ impl NativeRedisStore {
         })
     }
 
-    /// The page's records as JSON texts, in order: one string per record,
-    /// which V8 makes in memory it has touched already (see `page_records`).
-    #[napi(ts_return_type = "Promise<Array<string>>")]
+    /// The page's records as JSON texts, in order: a handle that
+    /// `takeRecords` turns into one string per record when JS reads it
+    /// (`completion::RecordPage`), which V8 makes in memory it has touched
+    /// already (see `page_records`).
+    #[napi(ts_return_type = "Promise<object>")]
     pub fn list_by_user<'env>(
         &self,
         env: &'env Env,
@@ -382,7 +394,7 @@ impl NativeRedisStore {
             record::validate_user_id(&user_id)?;
             let query = query?;
             let pairs = core.list_by_user(&user_id, query).await?;
-            Ok(Outcome::Texts(page_records(pairs)))
+            Ok(Outcome::Page(page_records(pairs)))
         })
     }
 

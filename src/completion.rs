@@ -21,7 +21,7 @@ use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
-use napi::bindgen_prelude::{PromiseRaw, ToNapiValue};
+use napi::bindgen_prelude::{External, PromiseRaw, ToNapiValue};
 use napi::{sys, Env};
 
 use crate::busy_poll;
@@ -31,9 +31,49 @@ use crate::error::{JsCode, StoreError};
 pub enum Outcome {
     Unit,
     Text(Option<JsText>),
-    /// Strings in order (a page's records, or its id/record pairs).
+    /// Strings in order (a page's id/record pairs).
     Texts(Vec<JsText>),
+    /// A page's records, resolved as a handle that `RecordPage::take` turns
+    /// into strings when JS reads it.
+    Page(Vec<JsText>),
     Number(f64),
+}
+
+/// A `listByUser` page whose records become JS strings only when JS asks
+/// (`takeRecords`), not when the promise is settled. Node settles many
+/// promises per wake of the JS thread and runs their continuations only
+/// after the last: with the strings made at settling, every page of the
+/// batch was alive at once (at c=64, tens of 400 KB pages of 4 KB records),
+/// past V8's young generation, so each scavenge copied them and promoted
+/// them to the old one. Made when read, a page's strings die with its
+/// parse, before the next page's are made.
+pub struct RecordPage {
+    texts: Vec<JsText>,
+    /// Whether other calls were in flight when it settled (`JsText::into_js`).
+    overlapping: bool,
+}
+
+impl RecordPage {
+    /// The page's records, once (none after).
+    pub fn take(&mut self) -> PageTexts {
+        PageTexts {
+            texts: std::mem::take(&mut self.texts),
+            overlapping: self.overlapping,
+        }
+    }
+}
+
+/// A page's records on their way to a JS array of strings.
+pub struct PageTexts {
+    texts: Vec<JsText>,
+    overlapping: bool,
+}
+
+impl ToNapiValue for PageTexts {
+    unsafe fn to_napi_value(env: sys::napi_env, page: Self) -> napi::Result<sys::napi_value> {
+        // SAFETY: JS thread (trait contract).
+        unsafe { texts_to_js(env, page.texts, page.overlapping) }
+    }
 }
 
 /// Text prepared on tokio in the form V8 stores, so that making the JS
@@ -436,24 +476,31 @@ unsafe fn outcome_to_js(env: sys::napi_env, outcome: Outcome, overlapping: bool)
             Outcome::Unit => <()>::to_napi_value(env, ()),
             Outcome::Text(None) => Option::<JsText>::to_napi_value(env, None),
             Outcome::Text(Some(text)) => text.into_js(env, overlapping),
-            Outcome::Texts(texts) => {
-                let mut array = ptr::null_mut();
-                check(
-                    sys::napi_create_array_with_length(env, texts.len(), &mut array),
-                    "creating an array",
-                )?;
-                for (index, text) in texts.into_iter().enumerate() {
-                    let element = text.into_js(env, overlapping)?;
-                    check(
-                        sys::napi_set_element(env, array, index as u32, element),
-                        "filling an array",
-                    )?;
-                }
-                Ok(array)
-            }
+            Outcome::Texts(texts) => texts_to_js(env, texts, overlapping),
+            Outcome::Page(texts) => External::to_napi_value(env, External::new(RecordPage { texts, overlapping })),
             Outcome::Number(number) => f64::to_napi_value(env, number),
         }
     }
+}
+
+/// `texts` as a JS array of strings.
+unsafe fn texts_to_js(env: sys::napi_env, texts: Vec<JsText>, overlapping: bool) -> napi::Result<sys::napi_value> {
+    let mut array = ptr::null_mut();
+    // SAFETY: JS thread (caller's contract).
+    unsafe {
+        check(
+            sys::napi_create_array_with_length(env, texts.len(), &mut array),
+            "creating an array",
+        )?;
+        for (index, text) in texts.into_iter().enumerate() {
+            let element = text.into_js(env, overlapping)?;
+            check(
+                sys::napi_set_element(env, array, index as u32, element),
+                "filling an array",
+            )?;
+        }
+    }
+    Ok(array)
 }
 
 /// Rejects with an `Error` whose `code` is set, as napi-rs throws on sync paths.
