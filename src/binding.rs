@@ -19,7 +19,7 @@ use napi::Env;
 use napi_derive::napi;
 use tokio::sync::watch;
 
-use crate::completion::{self, Completer, Counted, JsText, Outcome, PageTexts, RecordPage};
+use crate::completion::{self, Completer, Counted, JsText, Outcome, RecordPage};
 use crate::config::{self, CommonOptions, RedisConfig, RedisOptions, StoreEnv};
 use crate::connection;
 use crate::credentials::{CredentialSource, ProviderKind};
@@ -98,7 +98,7 @@ fn page_records(pairs: Vec<String>) -> Vec<JsText> {
 /// one string each, made now (`completion::RecordPage` says why); an empty
 /// array when taken before.
 #[napi(ts_return_type = "Array<string>")]
-pub fn take_records(#[napi(ts_arg_type = "object")] page: &mut External<RecordPage>) -> PageTexts {
+pub fn take_records(#[napi(ts_arg_type = "object")] page: &mut External<RecordPage>) -> RecordPage {
     page.take()
 }
 

@@ -54,22 +54,17 @@ pub struct RecordPage {
 }
 
 impl RecordPage {
-    /// The page's records, once (none after).
-    pub fn take(&mut self) -> PageTexts {
-        PageTexts {
+    /// The page's records, once (none after), as a page of its own that
+    /// becomes a JS array of strings.
+    pub fn take(&mut self) -> RecordPage {
+        RecordPage {
             texts: std::mem::take(&mut self.texts),
             overlapping: self.overlapping,
         }
     }
 }
 
-/// A page's records on their way to a JS array of strings.
-pub struct PageTexts {
-    texts: Vec<JsText>,
-    overlapping: bool,
-}
-
-impl ToNapiValue for PageTexts {
+impl ToNapiValue for RecordPage {
     unsafe fn to_napi_value(env: sys::napi_env, page: Self) -> napi::Result<sys::napi_value> {
         // SAFETY: JS thread (trait contract).
         unsafe { texts_to_js(env, page.texts, page.overlapping) }
