@@ -106,6 +106,12 @@ export declare function _liveCounts(): LiveCounts
  */
 export declare function _throwErrorSample(index: number): void
 
+/**
+ * Above this many calls in flight the worker is not woken ahead (nor polls):
+ * it is busy anyway. The JS side skips `expectCall` then.
+ */
+export declare const BUSY_POLL_MAX_IN_FLIGHT: number
+
 /** Options shared by both stores. */
 export interface CommonOptions {
   ttlSeconds?: number
@@ -130,6 +136,12 @@ export interface ErrorSample {
   className: string
   message: string
 }
+
+/**
+ * A write is on its way: the JS side calls this before encoding its
+ * record, so the worker thread wakes meanwhile (`busy_poll::call_expected`).
+ */
+export declare function expectCall(): void
 
 /** One event as JS receives it; `index.js` turns `code`/`message` into a `RedisError`. */
 export interface LinkEvent {
@@ -160,6 +172,8 @@ export interface LiveCounts {
   calls: number
   /** `NativeRedisStore`s not yet dropped. */
   redisStores: number
+  /** Whether the worker thread is busy polling (`busy_poll.rs`). */
+  polling: boolean
 }
 
 /** Options of the Redis store (camelCase in JS; see index.d.ts). */

@@ -159,6 +159,8 @@ function isPlainOptions(value) {
 }
 
 /** The per-call options of each method (listByUser's values are checked with its paging, natively). */
+/** Calls in flight up to which a write wakes the native worker ahead (#encodeForWrite). */
+const WAKE_AHEAD_MAX_IN_FLIGHT = native.BUSY_POLL_MAX_IN_FLIGHT;
 const CALL_OPTIONS = ['signal', 'timeoutMs'];
 const SET_OPTIONS = ['ifUpdatedAt', ...CALL_OPTIONS];
 const UPDATE_OPTIONS = ['retries', ...CALL_OPTIONS];
@@ -294,6 +296,8 @@ class StoreBase extends EventEmitter {
   #counters;
   #failuresByCode = new Map();
   #inFlight = 0;
+  /** Whether writes wake the native worker ahead (the Redis store's calls run there). */
+  #wakesWorker;
   /** Set by close()/destroy(): new calls reject with STORE_CLOSED at once. */
   #closing = false;
   /** close()'s promise, once closing started (destroy() shares it). */
@@ -308,6 +312,7 @@ class StoreBase extends EventEmitter {
     this.#schema = schema;
     this.#log = log;
     this.#excluded = nativeStore.excludedFields;
+    this.#wakesWorker = nativeStore instanceof native.NativeRedisStore;
     this.#redactedUrl = redactedUrl;
     this.#counters = {};
     for (const operation of OPERATIONS) {
@@ -529,6 +534,15 @@ class StoreBase extends EventEmitter {
   // only here, before JSON.stringify ever sees them; the rest is kept exactly
   // as it is. A record with toJSON() is read through it first, as
   // JSON.stringify would, so what it returns is what loses the fields.
+  // A write's record, encoded; while few calls are in flight, the native
+  // worker thread is woken first, so that its wake-up (tens of µs on a VM)
+  // overlaps the JSON.stringify instead of following it (set 64 KB at
+  // concurrency 1: 1,779 -> 2,117 ops/s). Under load it is awake anyway.
+  #encodeForWrite(id, record) {
+    if (this.#wakesWorker && this.#inFlight <= WAKE_AHEAD_MAX_IN_FLIGHT) native.expectCall();
+    return this.#encode(id, record);
+  }
+
   #encode(id, record) {
     let json;
     try {
@@ -635,7 +649,7 @@ class StoreBase extends EventEmitter {
   #set(id, conversation, options, counter) {
     let json;
     try {
-      json = this.#encode(id, conversation);
+      json = this.#encodeForWrite(id, conversation);
     } catch (err) {
       return this.#refused(counter, err);
     }
@@ -704,7 +718,7 @@ class StoreBase extends EventEmitter {
       let condition = 'absent';
       if (stored !== undefined) condition = typeof stored.updatedAt === 'string' ? 'updatedAt' : 'noUpdatedAt';
       try {
-        await this.#setIf(id, this.#encode(id, written), condition, stored?.updatedAt, limits);
+        await this.#setIf(id, this.#encodeForWrite(id, written), condition, stored?.updatedAt, limits);
         return written;
       } catch (err) {
         if (!(err instanceof StoreConflictError) || attempt >= retries) throw err;

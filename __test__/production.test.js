@@ -450,6 +450,42 @@ describe('close() and destroy()', () => {
       assert.ok(Date.now() - started < 3000 + SLACK_MS, `exited after ${Date.now() - started} ms`);
     });
   }
+
+  // A write wakes the worker before it encodes its record (so the wake-up
+  // overlaps JSON.stringify); one refused while encoding must not leave the
+  // worker polling for longer than the millisecond a call is expected for.
+  it('a write wakes the worker ahead, and one refused while encoding lets it sleep again', async () => {
+    const script = `
+      const { RedisStore } = require(${JSON.stringify(ROOT)});
+      const native = require(${JSON.stringify(path.join(ROOT, 'loader.js'))}).loadBinding();
+      const store = new RedisStore({ url: ${JSON.stringify(server.url)}, allowPlaintext: true, logger: null });
+      const asleep = async () => {
+        const deadline = Date.now() + 2000;
+        while (native._liveCounts().polling) {
+          if (Date.now() > deadline) throw new Error('the worker still polls after 2 s');
+          await new Promise((resolve) => setTimeout(resolve, 1));
+        }
+      };
+      (async () => {
+        await store.set('wake-0', { userId: 'wake-user' });
+        await asleep();
+        const circular = { userId: 'wake-user' };
+        circular.self = circular;
+        const refused = store.set('wake-1', circular);
+        const wokeAhead = native._liveCounts().polling;
+        const code = await refused.then(() => 'resolved', (err) => err.code);
+        const started = Date.now();
+        await asleep();
+        const sleptAfterMs = Date.now() - started;
+        await store.close();
+        console.log(JSON.stringify({ wokeAhead, code, sleptAfterMs }));
+      })();`;
+    const { code, stdout } = await runChild(script, 10_000);
+    assert.equal(code, 0);
+    const outcome = JSON.parse(stdout);
+    assert.deepEqual({ ...outcome, sleptAfterMs: undefined }, { wokeAhead: true, code: 'STORE_INVALID_RECORD', sleptAfterMs: undefined });
+    assert.ok(outcome.sleptAfterMs < 200 + SLACK_MS, `still polling ${outcome.sleptAfterMs} ms after the refusal`);
+  });
 });
 
 describe('MemoryStore: the same surface', () => {

@@ -102,6 +102,18 @@ pub fn take_records(#[napi(ts_arg_type = "object")] page: &mut External<RecordPa
     page.take()
 }
 
+/// A write is on its way: the JS side calls this before encoding its
+/// record, so the worker thread wakes meanwhile (`busy_poll::call_expected`).
+#[napi]
+pub fn expect_call() {
+    crate::busy_poll::call_expected();
+}
+
+/// Above this many calls in flight the worker is not woken ahead (nor polls):
+/// it is busy anyway. The JS side skips `expectCall` then.
+#[napi]
+pub const BUSY_POLL_MAX_IN_FLIGHT: u32 = crate::busy_poll::MAX_IN_FLIGHT as u32;
+
 /// The tokio runtime behind every store: one worker thread by default
 /// (`REDIS_STORE_WORKER_THREADS` to change it). A call's work on tokio is
 /// small (encode, a socket write, a reply to route), so one worker keeps up,
@@ -622,6 +634,8 @@ pub struct LiveCounts {
     pub calls: u32,
     /// `NativeRedisStore`s not yet dropped.
     pub redis_stores: u32,
+    /// Whether the worker thread is busy polling (`busy_poll.rs`).
+    pub polling: bool,
 }
 
 /// @internal Counts across every environment (main thread and workers).
@@ -631,6 +645,7 @@ pub fn live_counts() -> LiveCounts {
     LiveCounts {
         calls: count(completion::live_calls()),
         redis_stores: count(LIVE_REDIS_STORES.load(Ordering::Relaxed)),
+        polling: crate::busy_poll::polling(),
     }
 }
 
