@@ -8,6 +8,8 @@
 // Prints ops/s and the main-thread figures of the run (same measurement as run.js).
 // Flags: --store ours|ioredis|nodeRedis --op set|get|list|listFields|delete --size 4k|64k
 // --concurrency N --seconds S --warmup S --ascii 1
+// --delay-ms D: every store reaches Redis through the bench's latency proxy,
+// which holds each chunk D ms each way (as run.js's network rows do)
 // --json FILE: also writes the measured phase as JSON, with its window on
 // CLOCK_MONOTONIC (for `perf record -k CLOCK_MONOTONIC`), this process's and
 // redis-server's pids, and Redis's commandstats (bench/profiles.js reads it).
@@ -15,12 +17,13 @@
 const fs = require('node:fs');
 
 const { startRedis } = require('../test-support');
+const { startLatencyProxy } = require('./lib/latency-proxy');
 const { SIZES, useAsciiText } = require('./lib/records');
 const { runPool, summarize, collector } = require('./lib/measure');
 const { openStores } = require('./lib/stores');
 const { WORKLOADS, setupSize } = require('./lib/workloads');
 
-const DEFAULTS = { store: 'ours', op: 'get', size: '4k', concurrency: 64, seconds: 8, warmup: 1, ascii: 0, json: '' };
+const DEFAULTS = { store: 'ours', op: 'get', size: '4k', concurrency: 64, seconds: 8, warmup: 1, ascii: 0, json: '', 'delay-ms': 0 };
 /** The most records a delete run seeds (it seeds what its warm-up rate needs, up to this). */
 const DELETE_SEED_BYTES = 512 * 1024 * 1024;
 /** Records a delete warm-up seeds: it may run out before its time is up. */
@@ -68,7 +71,9 @@ async function main() {
   // The pid first, so a caller can clean up after this process (perf map files) even if it fails.
   if (opts.json) fs.writeFileSync(opts.json, `${JSON.stringify({ pid: process.pid })}\n`);
   const server = await startRedis();
-  const opened = await openStores(server.url);
+  const proxy = opts['delay-ms'] > 0 ? await startLatencyProxy(server.port, opts['delay-ms']) : null;
+  if (proxy) console.log(`through a proxy adding ${proxy.addedMs.toFixed(3)} ms each way (measured)`);
+  const opened = await openStores(proxy?.url ?? server.url);
   try {
     const ctx = await setupSize(size, opened.admin, 1000);
     const store = opened.stores[opts.store];
@@ -104,6 +109,7 @@ async function main() {
     }
   } finally {
     await opened.close();
+    await proxy?.stop();
     await server.stop();
   }
 }
