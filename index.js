@@ -158,9 +158,9 @@ function isPlainOptions(value) {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-/** The per-call options of each method (listByUser's values are checked with its paging, natively). */
 /** Calls in flight up to which a write wakes the native worker ahead (#encodeForWrite). */
 const WAKE_AHEAD_MAX_IN_FLIGHT = native.BUSY_POLL_MAX_IN_FLIGHT;
+/** The per-call options of each method (listByUser's values are checked with its paging, natively). */
 const CALL_OPTIONS = ['signal', 'timeoutMs'];
 const SET_OPTIONS = ['ifUpdatedAt', ...CALL_OPTIONS];
 const UPDATE_OPTIONS = ['retries', ...CALL_OPTIONS];
@@ -530,19 +530,19 @@ class StoreBase extends EventEmitter {
     }
   }
 
-  // Fields never persisted (e.g. a live SDK object) are dropped here, and
-  // only here, before JSON.stringify ever sees them; the rest is kept exactly
-  // as it is. A record with toJSON() is read through it first, as
-  // JSON.stringify would, so what it returns is what loses the fields.
   // A write's record, encoded; while few calls are in flight, the native
   // worker thread is woken first, so that its wake-up (tens of µs on a VM)
   // overlaps the JSON.stringify instead of following it (set 64 KB at
-  // concurrency 1: 1,779 -> 2,117 ops/s). Under load it is awake anyway.
+  // concurrency 1: 1,769 -> 2,121 ops/s). Under load it is awake anyway.
   #encodeForWrite(id, record) {
     if (this.#wakesWorker && this.#inFlight <= WAKE_AHEAD_MAX_IN_FLIGHT) native.expectCall();
     return this.#encode(id, record);
   }
 
+  // Fields never persisted (e.g. a live SDK object) are dropped here, and
+  // only here, before JSON.stringify ever sees them; the rest is kept exactly
+  // as it is. A record with toJSON() is read through it first, as
+  // JSON.stringify would, so what it returns is what loses the fields.
   #encode(id, record) {
     let json;
     try {

@@ -137,7 +137,7 @@ struct Waiting {
 fn worth_polling(waiting: &Waiting, grace_us: u64) -> bool {
     match waiting.in_flight {
         0 => waiting.quiet_for_us <= grace_us || waiting.call_expected,
-        1..=MAX_IN_FLIGHT => !waiting.slow_server && waiting.quiet_for_us <= WAIT_LIMIT_US,
+        1..=MAX_IN_FLIGHT => (!waiting.slow_server && waiting.quiet_for_us <= WAIT_LIMIT_US) || waiting.call_expected,
         _ => false,
     }
 }
@@ -189,7 +189,7 @@ mod tests {
     }
 
     #[test]
-    fn an_expected_call_keeps_an_idle_worker_polling_past_the_grace_period() {
+    fn an_expected_call_keeps_the_worker_polling_until_it_comes() {
         let expecting = |quiet_for_us, slow_server| Waiting {
             in_flight: 0,
             quiet_for_us,
@@ -199,6 +199,11 @@ mod tests {
         assert!(worth_polling(&expecting(900, false), 50));
         // Woken ahead even for a far server: the wake-up is paid anyway.
         assert!(worth_polling(&expecting(900, true), 50));
+        let behind_another = Waiting {
+            in_flight: 1,
+            ..expecting(5_000, true)
+        };
+        assert!(worth_polling(&behind_another, 50));
         // Not under load.
         let busy = Waiting {
             in_flight: MAX_IN_FLIGHT + 1,
