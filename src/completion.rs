@@ -9,6 +9,13 @@
 //! while calls are pending, so an idle store never keeps the process alive.
 //! A failure is rejected as a JS `Error` carrying the store's `code`.
 //!
+//! Outcomes wait in the store's own queue ([`Ready`]), and the function is
+//! called once per batch, not per outcome: only the outcome that finds the
+//! queue unsignalled calls it, and the JS thread takes the whole queue at
+//! once. Node's queue behind the function takes its lock per item, and holds
+//! it while it signals the event loop, so at concurrency 64 the JS thread
+//! queued on that lock behind the worker once per reply (futex waits).
+//!
 //! When the environment goes away with calls in flight (a worker terminated),
 //! Node finalizes and frees the function. Tokio threads use the handle only
 //! under a read lock of [`Gate`], and the finalizer takes the write lock, so
@@ -19,7 +26,7 @@ use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, OnceLock, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 
 use napi::bindgen_prelude::{External, PromiseRaw, ToNapiValue};
 use napi::{sys, Env};
@@ -236,6 +243,15 @@ struct Shared {
     /// Calls whose promise is not settled yet; touched on the JS thread only.
     pending: AtomicUsize,
     gate: Arc<Gate>,
+    ready: Mutex<Ready>,
+}
+
+/// Outcomes that reached the store's queue and wait for the JS thread.
+#[derive(Default)]
+struct Ready {
+    settlements: Vec<Settlement>,
+    /// Whether the function was called for them (and has not taken them yet).
+    signalled: bool,
 }
 
 /// `true` once Node finalized the function (environment teardown): the
@@ -299,10 +315,40 @@ impl Drop for Counted {
 
 /// An outcome on its way to the JS thread.
 struct Settlement {
-    deferred: sys::napi_deferred,
+    deferred: SendableDeferred,
     outcome: Result<Outcome, StoreError>,
-    shared: Arc<Shared>,
     _live: Counted,
+}
+
+impl Shared {
+    fn ready(&self) -> std::sync::MutexGuard<'_, Ready> {
+        self.ready.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues an outcome (on tokio), and calls the function unless a call
+    /// for the queue is already on its way to the JS thread.
+    fn deliver(self: &Arc<Self>, settlement: Settlement) {
+        let signal = {
+            let mut ready = self.ready();
+            ready.settlements.push(settlement);
+            !std::mem::replace(&mut ready.signalled, true)
+        };
+        if !signal {
+            return;
+        }
+        let data = Arc::into_raw(self.clone()).cast_mut().cast::<c_void>();
+        // SAFETY: the gate keeps the handle alive during the call; on
+        // success the JS thread takes the `Arc` back.
+        let status = unless_finalized(&self.gate, || unsafe {
+            sys::napi_call_threadsafe_function(self.tsfn, data, sys::ThreadsafeFunctionCallMode::nonblocking)
+        });
+        if status != Some(sys::Status::napi_ok) {
+            // The environment is gone or going: nobody is waiting any more.
+            // SAFETY: the call did not take ownership.
+            drop(unsafe { Arc::from_raw(data.cast::<Shared>().cast_const()) });
+            drop(std::mem::take(&mut self.ready().settlements));
+        }
+    }
 }
 
 fn check(status: sys::napi_status, what: &str) -> napi::Result<()> {
@@ -355,6 +401,7 @@ impl Completer {
                 tsfn,
                 pending: AtomicUsize::new(0),
                 gate,
+                ready: Mutex::default(),
             }),
         })
     }
@@ -384,33 +431,18 @@ impl Completer {
                 )?
             };
         }
-        let settlement = SendableDeferred(deferred);
+        let deferred = SendableDeferred(deferred);
         let shared = self.shared.clone();
         let live = Counted::new(&LIVE_CALLS);
         busy_poll::call_started();
         napi::bindgen_prelude::spawn(async move {
             let outcome = work.await;
             busy_poll::call_settled();
-            let boxed = Box::into_raw(Box::new(Settlement {
-                deferred: settlement.into_inner(),
+            shared.deliver(Settlement {
+                deferred,
                 outcome,
-                shared: shared.clone(),
                 _live: live,
-            }));
-            // SAFETY: the gate keeps the handle alive during the call; on
-            // success the JS thread takes the box back.
-            let status = unless_finalized(&shared.gate, || unsafe {
-                sys::napi_call_threadsafe_function(
-                    shared.tsfn,
-                    boxed.cast::<c_void>(),
-                    sys::ThreadsafeFunctionCallMode::nonblocking,
-                )
             });
-            if status != Some(sys::Status::napi_ok) {
-                // The environment is gone or going: nobody is waiting any more.
-                // SAFETY: the call did not take ownership.
-                drop(unsafe { Box::from_raw(boxed) });
-            }
         });
         Ok(PromiseRaw::new(raw_env, promise))
     }
@@ -427,6 +459,7 @@ impl SendableDeferred {
     }
 }
 
+/// The function's callback: settles every outcome queued so far.
 unsafe extern "C" fn settle_on_js_thread(
     env: sys::napi_env,
     _js: sys::napi_value,
@@ -436,18 +469,31 @@ unsafe extern "C" fn settle_on_js_thread(
     if data.is_null() {
         return;
     }
-    // SAFETY: `data` is the box handed over in `spawn`.
-    let settlement = unsafe { Box::from_raw(data.cast::<Settlement>()) };
+    // SAFETY: `data` is the `Arc` handed over in `Shared::deliver`.
+    let shared = unsafe { Arc::from_raw(data.cast::<Shared>().cast_const()) };
+    let batch = {
+        let mut ready = shared.ready();
+        ready.signalled = false;
+        std::mem::take(&mut ready.settlements)
+    };
     if env.is_null() {
         return; // the function is being torn down with the environment
     }
+    for settlement in batch {
+        // SAFETY: JS thread (Node calls this callback there).
+        unsafe { settle(env, &shared, settlement) };
+    }
+}
+
+/// Settles one promise; each deferred is settled exactly once, here.
+unsafe fn settle(env: sys::napi_env, shared: &Shared, settlement: Settlement) {
     let Settlement {
         deferred,
         outcome,
-        shared,
         _live,
-    } = *settlement;
-    // SAFETY: JS thread; each deferred is settled exactly once, here.
+    } = settlement;
+    let deferred = deferred.into_inner();
+    // SAFETY: JS thread (caller's contract).
     unsafe {
         let overlapping = shared.pending.load(Ordering::Relaxed) > 1;
         match outcome.map(|value| outcome_to_js(env, value, overlapping)) {
