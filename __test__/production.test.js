@@ -9,7 +9,7 @@ const { spawn } = require('node:child_process');
 const diagnosticsChannel = require('node:diagnostics_channel');
 const path = require('node:path');
 
-const { startRedis, freePort, pollUntil, sendCommands, conversation, conversationKey } = require('../test-support');
+const { startRedis, startProxy, freePort, pollUntil, sendCommands, conversation, conversationKey } = require('../test-support');
 const { RedisStore, MemoryStore, createConversationStore, RedisError, StoreConfigError } = require('..');
 
 const ROOT = path.resolve(__dirname, '..');
@@ -495,6 +495,62 @@ describe('close() and destroy()', () => {
     assert.equal(outcome.wokeAhead, true, 'polling while the record was encoded');
     assert.equal(outcome.code, 'STORE_INVALID_RECORD');
     assert.ok(outcome.sleptAfterMs < 200 + SLACK_MS, `still polling ${outcome.sleptAfterMs} ms after the refusal`);
+  });
+
+  // A far server's reply is waited for asleep, and polled for from shortly
+  // before it is due (the alarm in busy_poll.rs), so that the worker's
+  // wake-up does not follow the reply. Through a proxy adding 5 ms each way:
+  // no polling through the first half of a call (past the 150 µs after its
+  // start), and polling seen late in it, before the JS thread had the reply.
+  it('a far server: the worker sleeps through the wait and polls from shortly before the reply', async () => {
+    const proxy = await startProxy({ target: server, delayMs: 5 });
+    try {
+      const script = `
+        const { RedisStore } = require(${JSON.stringify(ROOT)});
+        const native = require(${JSON.stringify(path.join(ROOT, 'loader.js'))}).loadBinding();
+        const store = new RedisStore({ url: ${JSON.stringify(proxy.url())}, allowPlaintext: true, logger: null });
+        const pause = new Int32Array(new SharedArrayBuffer(4));
+        // Sleeps 0.1 ms between looks (a spinning JS thread would hold the
+        // core the worker polls on), then lets the loop settle the call.
+        const turn = () => { Atomics.wait(pause, 0, 0, 0.1); return new Promise((resolve) => setImmediate(resolve)); };
+        (async () => {
+          await store.set('far-0', { userId: 'far-user' });
+          for (let i = 0; i < 3; i++) await store.get('far-0'); // learns the reply time
+          const calls = [];
+          for (let i = 0; i < 8; i++) {
+            const samples = [];
+            let done = false;
+            const started = process.hrtime.bigint();
+            const call = store.get('far-0').then(() => { done = true; });
+            while (!done) {
+              samples.push([Number(process.hrtime.bigint() - started) / 1e6, native._liveCounts().polling]);
+              await turn();
+            }
+            const ms = Number(process.hrtime.bigint() - started) / 1e6;
+            await call;
+            const early = samples.filter(([at]) => at >= 1 && at <= ms / 2);
+            calls.push({
+              ms,
+              pollingEarly: early.some(([, polling]) => polling),
+              lookedEarly: early.length > 0,
+              pollingLate: samples.some(([at, polling]) => polling && at > ms / 2),
+            });
+          }
+          await store.close();
+          console.log(JSON.stringify(calls));
+        })();`;
+      const { code, stdout } = await runChild(script, 20_000);
+      assert.equal(code, 0);
+      const calls = JSON.parse(stdout);
+      for (const call of calls) {
+        assert.ok(call.ms >= 5, `a call through the proxy took ${call.ms} ms`);
+        assert.ok(call.lookedEarly, 'sampled the first half of the call');
+        assert.equal(call.pollingEarly, false, `polling in the first half of a far call: ${stdout}`);
+      }
+      assert.ok(calls.some((call) => call.pollingLate), `never polling before a far reply: ${stdout}`);
+    } finally {
+      await proxy.close();
+    }
   });
 });
 

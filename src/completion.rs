@@ -436,6 +436,7 @@ impl Completer {
         let live = Counted::new(&LIVE_CALLS);
         busy_poll::call_started();
         napi::bindgen_prelude::spawn(async move {
+            busy_poll::call_running();
             let outcome = work.await;
             busy_poll::call_settled();
             shared.deliver(Settlement {
