@@ -133,6 +133,7 @@ fn init_runtime() {
         .build();
     // If it cannot be built, napi-rs falls back to its default runtime.
     if let Ok(runtime) = built {
+        crate::driver::set_worker_threads(workers);
         napi::bindgen_prelude::create_custom_tokio_runtime(runtime);
     }
 }

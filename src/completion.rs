@@ -435,7 +435,7 @@ impl Completer {
         let shared = self.shared.clone();
         let live = Counted::new(&LIVE_CALLS);
         busy_poll::call_started();
-        napi::bindgen_prelude::spawn(async move {
+        crate::driver::run(async move {
             busy_poll::call_running();
             let outcome = work.await;
             busy_poll::call_settled();

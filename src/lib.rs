@@ -9,7 +9,7 @@
 //! `scripts` (Lua), `connection` (the supervised link) and `supervisor` (its
 //! state machine), `memory_store`, `options` (the option table and the check of unknown
 //! options), `logger`, `events` (connection events for JS), `error`, `completion` (settling
-//! JS promises), `text`, and `binding` (the napi classes). No module is
+//! JS promises), `driver` (the one task that runs the calls), `busy_poll`, `text`, and `binding` (the napi classes). No module is
 //! public: napi exports from private modules, and the compiler reports what
 //! nothing uses.
 
@@ -23,6 +23,7 @@ mod completion;
 mod config;
 mod connection;
 mod credentials;
+mod driver;
 mod error;
 mod events;
 mod json_scan;
