@@ -121,7 +121,7 @@ pub fn polling() -> bool {
 
 fn start_polling() {
     if wanted() && !POLLING.swap(true, Ordering::AcqRel) {
-        napi::bindgen_prelude::spawn(poll());
+        napi::bindgen_prelude::spawn(poll(PollingTask));
     }
 }
 
@@ -182,12 +182,14 @@ pub fn call_running() {
         return;
     }
     let started_at = LAST_ACTIVITY_US.load(Ordering::Relaxed);
-    if let Some(alarm) = Alarm::get() {
-        alarm.set(Due {
-            at: started_at + reply_us - lead_us,
-            started_at,
-        });
-    }
+    let (Some(alarm), Ok(runtime)) = (Alarm::get(), tokio::runtime::Handle::try_current()) else {
+        return;
+    };
+    alarm.set(Due {
+        at: started_at + reply_us - lead_us,
+        started_at,
+        runtime,
+    });
 }
 
 /// A far server's reply came `waited` µs after the call started (at
@@ -239,11 +241,14 @@ struct Alarm {
 
 /// When to wake the worker (µs after `EPOCH`), for the call that started at
 /// `started_at`: if another call started or settled since, the alarm is
-/// stale (its reply came early, or the next call's alarm is due).
-#[derive(Clone, Copy)]
+/// stale (its reply came early, or the next call's alarm is due). `runtime`
+/// is the worker's: spawning through it after the runtime shut down (the
+/// last environment went away) drops the task instead of panicking, as
+/// napi-rs's `spawn` would.
 struct Due {
     at: u64,
     started_at: u64,
+    runtime: tokio::runtime::Handle,
 }
 
 impl Alarm {
@@ -272,20 +277,25 @@ impl Alarm {
         let mut due = self.due.lock().unwrap_or_else(PoisonError::into_inner);
         loop {
             let now = now_us();
-            due = match *due {
+            due = match &*due {
                 None => self.changed.wait(due).unwrap_or_else(PoisonError::into_inner),
-                Some(Due { at, .. }) if at > now => {
+                Some(Due { at, .. }) if *at > now => {
                     let timeout = Duration::from_micros(at - now);
                     self.changed
                         .wait_timeout(due, timeout)
                         .unwrap_or_else(PoisonError::into_inner)
                         .0
                 }
-                Some(Due { started_at, .. }) => {
-                    *due = None;
+                Some(_) => {
+                    let fired = due.take();
                     drop(due);
-                    if LAST_ACTIVITY_US.load(Ordering::Relaxed) == started_at {
-                        reply_due(now);
+                    if let Some(Due {
+                        started_at, runtime, ..
+                    }) = fired
+                    {
+                        if LAST_ACTIVITY_US.load(Ordering::Relaxed) == started_at {
+                            reply_due(now, &runtime);
+                        }
                     }
                     self.due.lock().unwrap_or_else(PoisonError::into_inner)
                 }
@@ -296,7 +306,7 @@ impl Alarm {
 
 /// The alarm fired: the worker polls for the reply from now on, for at
 /// most the lead and [`LATE_REPLY_US`] past it.
-fn reply_due(now: u64) {
+fn reply_due(now: u64, runtime: &tokio::runtime::Handle) {
     let in_flight = crate::completion::live_calls();
     if in_flight == 0 || in_flight > MAX_IN_FLIGHT {
         return;
@@ -307,7 +317,9 @@ fn reply_due(now: u64) {
     if POLLING.load(Ordering::Acquire) {
         POLL_BEGAN_US.store(now, Ordering::Relaxed);
     }
-    start_polling();
+    if wanted() && !POLLING.swap(true, Ordering::AcqRel) {
+        runtime.spawn(poll(PollingTask));
+    }
 }
 
 /// What the polling decision looks at.
@@ -349,7 +361,25 @@ fn worth_polling(waiting: &Waiting, grace_us: u64) -> bool {
     }
 }
 
-async fn poll() {
+/// The polling task's hold on [`POLLING`]: a task dropped before it ends
+/// (its runtime shut down, or it never ran) lets the flag go, so that
+/// polling can start again in the next runtime.
+struct PollingTask;
+
+impl PollingTask {
+    /// The task ended by itself, and has settled the flag itself.
+    fn ended(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for PollingTask {
+    fn drop(&mut self) {
+        POLLING.store(false, Ordering::Release);
+    }
+}
+
+async fn poll(task: PollingTask) {
     POLL_BEGAN_US.store(now_us(), Ordering::Relaxed);
     loop {
         while wanted() {
@@ -366,7 +396,7 @@ async fn poll() {
         // A call that started as this task was stopping saw it running and
         // started none: take the polling back if there is still reason to.
         if !wanted() || POLLING.swap(true, Ordering::AcqRel) {
-            return;
+            return task.ended();
         }
     }
 }
