@@ -37,7 +37,7 @@
 //! that the reply wakes is often queued behind it. `bench/profile.js`
 //! through the bench's 0.5 ms latency proxy, concurrency 1, alternating
 //! pairs (medians): `get` 4 KB 778 → 827 ops/s, p50 1.270 → 1.194 ms (the
-//! ioredis store: 829 ops/s, 1.176 ms), for process CPU 126 → 335 µs per
+//! ioredis store: 829 ops/s, 1.176 ms), for process CPU 126 → 313 µs per
 //! call; `set` 64 KB 508/554 → 618/622 ops/s, p50 1.65 → 1.55 ms.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -65,6 +65,8 @@ static GRACE: LazyLock<Duration> = LazyLock::new(|| {
 static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 /// Microseconds after `EPOCH` of the last call started or settled.
 static LAST_ACTIVITY_US: AtomicU64 = AtomicU64::new(0);
+/// Microseconds after `EPOCH` of the last call settled (on tokio).
+static LAST_SETTLED_US: AtomicU64 = AtomicU64::new(0);
 /// Microseconds after `EPOCH` until which a call is expected (0: none): see
 /// [`call_expected`].
 static EXPECTED_UNTIL_US: AtomicU64 = AtomicU64::new(0);
@@ -83,6 +85,7 @@ fn now_us() -> u64 {
 pub fn call_settled() {
     let now = now_us();
     let previous = LAST_ACTIVITY_US.swap(now, Ordering::Relaxed);
+    LAST_SETTLED_US.store(now, Ordering::Relaxed);
     let waited = now.saturating_sub(previous);
     let slow = waited > WAIT_LIMIT_US;
     SLOW_SERVER.store(slow, Ordering::Relaxed);
@@ -131,6 +134,7 @@ fn wanted() -> bool {
     let waiting = Waiting {
         in_flight: crate::completion::live_calls(),
         quiet_for_us,
+        settled_for_us: now.saturating_sub(LAST_SETTLED_US.load(Ordering::Relaxed)),
         slow_server: SLOW_SERVER.load(Ordering::Relaxed),
         call_expected: now <= EXPECTED_UNTIL_US.load(Ordering::Relaxed),
         reply_due: now <= REPLY_DUE_UNTIL_US.load(Ordering::Relaxed),
@@ -327,6 +331,8 @@ struct Waiting {
     in_flight: usize,
     /// Since the last call started or settled.
     quiet_for_us: u64,
+    /// Since the last call settled.
+    settled_for_us: u64,
     slow_server: bool,
     /// A call is on its way ([`call_expected`]).
     call_expected: bool,
@@ -349,10 +355,10 @@ fn worth_polling(waiting: &Waiting, grace_us: u64) -> bool {
     };
     match waiting.in_flight {
         0 => waiting.quiet_for_us <= grace_us || waiting.call_expected,
-        // Within the grace period whatever the server: a call that settled
-        // on tokio counts as in flight until the JS thread has taken it.
+        // Within the grace period after a call settled, whatever the
+        // server: it counts as in flight until the JS thread has taken it.
         1..=MAX_IN_FLIGHT => {
-            waiting.quiet_for_us <= grace_us
+            waiting.settled_for_us <= grace_us
                 || (!waiting.slow_server && waiting.quiet_for_us <= WAIT_LIMIT_US)
                 || waiting.call_expected
                 || waiting.reply_due
@@ -406,10 +412,21 @@ mod tests {
     use super::*;
 
     fn polls(in_flight: usize, quiet_for_us: u64, slow_server: bool, grace_us: u64) -> bool {
+        polls_settled(in_flight, quiet_for_us, u64::MAX, slow_server, grace_us)
+    }
+
+    fn polls_settled(
+        in_flight: usize,
+        quiet_for_us: u64,
+        settled_for_us: u64,
+        slow_server: bool,
+        grace_us: u64,
+    ) -> bool {
         worth_polling(
             &Waiting {
                 in_flight,
                 quiet_for_us,
+                settled_for_us,
                 slow_server,
                 call_expected: false,
                 reply_due: false,
@@ -428,10 +445,12 @@ mod tests {
         assert!(polls(1, 900, false, 50));
         assert!(polls(MAX_IN_FLIGHT, WAIT_LIMIT_US, false, 0));
         assert!(!polls(1, WAIT_LIMIT_US + 1, false, 50));
-        // A server a network away is waited for asleep, past the grace
-        // period (a call that settled counts until the JS thread took it).
-        assert!(!polls(1, 3 * 50 + 1, true, 50));
-        assert!(polls(1, 10, true, 50));
+        // A server a network away is waited for asleep, from the call's
+        // start; but for the grace period after a call settled (it counts
+        // until the JS thread took it).
+        assert!(!polls(1, 10, true, 50));
+        assert!(polls_settled(1, 10, 10, true, 50));
+        assert!(!polls_settled(1, 10, 3 * 50 + 1, true, 50));
         // After a far server's reply, longer: the JS thread wakes first.
         assert!(polls(0, 3 * 50, true, 50));
         assert!(!polls(0, 3 * 50 + 1, true, 50));
@@ -445,6 +464,7 @@ mod tests {
         let expecting = |quiet_for_us, slow_server| Waiting {
             in_flight: 0,
             quiet_for_us,
+            settled_for_us: u64::MAX,
             slow_server,
             call_expected: true,
             reply_due: false,
@@ -464,11 +484,13 @@ mod tests {
         };
         assert!(!worth_polling(&busy, 50));
     }
+
     #[test]
     fn a_far_reply_that_is_due_is_polled_for() {
         let due = Waiting {
             in_flight: 1,
             quiet_for_us: 900,
+            settled_for_us: 900,
             slow_server: true,
             call_expected: false,
             reply_due: true,

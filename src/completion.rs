@@ -346,7 +346,13 @@ impl Shared {
             // The environment is gone or going: nobody is waiting any more.
             // SAFETY: the call did not take ownership.
             drop(unsafe { Arc::from_raw(data.cast::<Shared>().cast_const()) });
-            drop(std::mem::take(&mut self.ready().settlements));
+            // Unsignalled, so that each later outcome tries (and drops) too.
+            let abandoned = {
+                let mut ready = self.ready();
+                ready.signalled = false;
+                std::mem::take(&mut ready.settlements)
+            };
+            drop(abandoned);
         }
     }
 }
