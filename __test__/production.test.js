@@ -545,8 +545,12 @@ describe('close() and destroy()', () => {
       for (const call of calls) {
         assert.ok(call.ms >= 5, `a call through the proxy took ${call.ms} ms`);
         assert.ok(call.lookedEarly, 'sampled the first half of the call');
-        assert.equal(call.pollingEarly, false, `polling in the first half of a far call: ${stdout}`);
       }
+      // The flag says the polling task holds the worker, so on a loaded
+      // machine it can stay up while that task waits for a core (a CI run
+      // saw it in 1 of 8 calls); polling through the wait shows in all.
+      const pollingEarly = calls.filter((call) => call.pollingEarly).length;
+      assert.ok(pollingEarly <= 2, `polling in the first half of ${pollingEarly} of 8 far calls: ${stdout}`);
       assert.ok(calls.some((call) => call.pollingLate), `never polling before a far reply: ${stdout}`);
     } finally {
       await proxy.close();
