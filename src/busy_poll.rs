@@ -123,9 +123,15 @@ pub fn polling() -> bool {
 }
 
 fn start_polling() {
-    if wanted() && !POLLING.swap(true, Ordering::AcqRel) {
+    if claim_polling() {
         napi::bindgen_prelude::spawn(poll(PollingTask));
     }
+}
+
+/// Whether polling is wanted and no task holds it yet; if so, the caller's
+/// task now does.
+fn claim_polling() -> bool {
+    wanted() && !POLLING.swap(true, Ordering::AcqRel)
 }
 
 fn wanted() -> bool {
@@ -321,7 +327,7 @@ fn reply_due(now: u64, runtime: &tokio::runtime::Handle) {
     if POLLING.load(Ordering::Acquire) {
         POLL_BEGAN_US.store(now, Ordering::Relaxed);
     }
-    if wanted() && !POLLING.swap(true, Ordering::AcqRel) {
+    if claim_polling() {
         runtime.spawn(poll(PollingTask));
     }
 }

@@ -325,6 +325,14 @@ impl Shared {
         self.ready.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Every queued outcome, leaving the queue empty and unsignalled: the
+    /// next outcome calls the function again.
+    fn take_ready(&self) -> Vec<Settlement> {
+        let mut ready = self.ready();
+        ready.signalled = false;
+        std::mem::take(&mut ready.settlements)
+    }
+
     /// Queues an outcome (on tokio), and calls the function unless a call
     /// for the queue is already on its way to the JS thread.
     fn deliver(self: &Arc<Self>, settlement: Settlement) {
@@ -347,12 +355,7 @@ impl Shared {
             // SAFETY: the call did not take ownership.
             drop(unsafe { Arc::from_raw(data.cast::<Shared>().cast_const()) });
             // Unsignalled, so that each later outcome tries (and drops) too.
-            let abandoned = {
-                let mut ready = self.ready();
-                ready.signalled = false;
-                std::mem::take(&mut ready.settlements)
-            };
-            drop(abandoned);
+            drop(self.take_ready());
         }
     }
 }
@@ -478,11 +481,7 @@ unsafe extern "C" fn settle_on_js_thread(
     }
     // SAFETY: `data` is the `Arc` handed over in `Shared::deliver`.
     let shared = unsafe { Arc::from_raw(data.cast::<Shared>().cast_const()) };
-    let batch = {
-        let mut ready = shared.ready();
-        ready.signalled = false;
-        std::mem::take(&mut ready.settlements)
-    };
+    let batch = shared.take_ready();
     if env.is_null() {
         return; // the function is being torn down with the environment
     }
