@@ -18,6 +18,15 @@
 //! 4 KB, concurrency 1, quiet 2-core VM): get p50 0.115 → 0.072 ms, set
 //! 0.165 → 0.141 ms, for more process CPU per call (set 110 → 185 µs).
 //!
+//! Past [`KEEP_CORE_US`] of polling since the last call started or settled,
+//! each turn gives the core away (`sched_yield`): a longer wait is a slow
+//! reply or the JS thread working through the last one, and on two cores the
+//! threads that need one then (Redis, V8's garbage collector helpers) were
+//! queued behind the poller for a scheduler slice. `bench/profile.js`,
+//! listByUser 4 KB at concurrency 1, three alternating pairs: 1,431 →
+//! 1,508 ops/s (medians), p99 1.61 → 0.88 ms, process CPU 722 → 649 µs per
+//! call; `get` 4 KB unchanged (18.0k → 18.3k ops/s, p50 0.051 ms both).
+//!
 //! A write wakes the worker ahead: `index.js` calls [`call_expected`] before
 //! its `JSON.stringify`, so that the wake-up overlaps the encoding (a 64 KB
 //! record takes about 250 µs to encode, past the grace period, so the worker
@@ -52,6 +61,10 @@ const DEFAULT_GRACE_US: u64 = 50;
 /// settled (a same-host or same-region Redis answers well within it).
 const WAIT_LIMIT_US: u64 = 1_000;
 const MAX_GRACE_US: u64 = 10_000;
+/// How long after a call started or settled the worker polls holding its
+/// core; past it, each turn gives the core to any thread waiting for one
+/// (a same-host reply to a small call comes well within it).
+const KEEP_CORE_US: u64 = 50;
 
 /// How long the worker keeps polling after the last call started or
 /// settled; zero turns busy polling off.
@@ -78,6 +91,11 @@ static SLOW_SERVER: AtomicBool = AtomicBool::new(false);
 
 fn now_us() -> u64 {
     u64::try_from(EPOCH.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// Time since the last call started or settled.
+fn quiet_for_us() -> u64 {
+    now_us().saturating_sub(LAST_ACTIVITY_US.load(Ordering::Relaxed))
 }
 
 /// A call settled (on tokio): the worker keeps polling a while longer, and
@@ -373,6 +391,12 @@ fn worth_polling(waiting: &Waiting, grace_us: u64) -> bool {
     }
 }
 
+/// Whether a turn of polling ends with `sched_yield`: always for a far
+/// server, else once the wait has outlasted [`KEEP_CORE_US`].
+fn gives_core_away(slow_server: bool, quiet_for_us: u64) -> bool {
+    slow_server || quiet_for_us > KEEP_CORE_US
+}
+
 /// The polling task's hold on [`POLLING`]: a task dropped before it ends
 /// (its runtime shut down, or it never ran) lets the flag go, so that
 /// polling can start again in the next runtime.
@@ -396,11 +420,11 @@ async fn poll(task: PollingTask) {
     loop {
         while wanted() {
             tokio::task::yield_now().await;
-            if SLOW_SERVER.load(Ordering::Relaxed) {
-                // The thread that a far server's reply wakes next (Node's
-                // JS thread) may be queued on this core: the scheduler
-                // places a woken thread beside its waker. Without this, it
-                // waited 20 to 45 µs per call for this polling to end.
+            // A thread may be queued for this core: after a far server's
+            // reply, the JS thread it wakes (the scheduler places a woken
+            // thread beside its waker: it waited 20 to 45 µs per call for
+            // the polling to end); in a long wait, Redis or V8's helpers.
+            if gives_core_away(SLOW_SERVER.load(Ordering::Relaxed), quiet_for_us()) {
                 std::thread::yield_now();
             }
         }
@@ -416,6 +440,15 @@ async fn poll(task: PollingTask) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_short_wait_keeps_the_core_and_a_long_or_far_one_gives_it_away() {
+        assert!(!gives_core_away(false, 0));
+        assert!(!gives_core_away(false, KEEP_CORE_US));
+        assert!(gives_core_away(false, KEEP_CORE_US + 1));
+        assert!(gives_core_away(false, WAIT_LIMIT_US));
+        assert!(gives_core_away(true, 0));
+    }
 
     fn polls(in_flight: usize, quiet_for_us: u64, slow_server: bool, grace_us: u64) -> bool {
         polls_settled(in_flight, quiet_for_us, u64::MAX, slow_server, grace_us)
