@@ -13,7 +13,7 @@ const { describe, it, before, after } = require('node:test');
 const assert = require('node:assert/strict');
 
 const { RedisStore } = require('..');
-const { startRedis, conversation } = require('../test-support');
+const { startRedis, conversation, pollUntil } = require('../test-support');
 
 let server;
 let store;
@@ -43,7 +43,10 @@ async function serverStats(call) {
     // CONFIG RESETSTAT itself is counted after the reset.
     if (name !== 'config|resetstat') commands[name] = Number(calls);
   }
-  return { commands, reads: Number(/^total_reads_processed:(\d+)/m.exec(info)?.[1]) };
+  const stat = (name) => Number(new RegExp(`^${name}:(\\d+)`, 'm').exec(info)?.[1]);
+  // Every key a command looked up: one per MGET key, one for the index.
+  const keysRead = stat('keyspace_hits') + stat('keyspace_misses');
+  return { commands, reads: stat('total_reads_processed'), keysRead };
 }
 
 /** The commands and round trips `call` costs the server. */
@@ -82,6 +85,46 @@ describe('the cost of each call on one server', () => {
     assert.deepEqual(await costOf(() => store.listByUser('u1')), {
       commands: { zrevrange: 1, mget: 1 },
       roundTrips: 2,
+    });
+  });
+
+  describe('listByUser of a user with more conversations than the page', () => {
+    const ids = Array.from({ length: 30 }, (_, i) => `many-${String(i).padStart(2, '0')}`);
+    const iso = (minute) => new Date(Date.UTC(2024, 0, 1, 0, minute)).toISOString();
+
+    before(async () => {
+      // many-29 is the newest.
+      for (const [i, id] of ids.entries()) await store.set(id, { ...record(id, 'u9'), updatedAt: iso(i) });
+    });
+
+    after(async () => {
+      for (const id of ids) await store.delete(id);
+    });
+
+    it("reads the index window and only the page's records", async () => {
+      let page;
+      const { commands, keysRead } = await serverStats(async () => {
+        page = await store.listByUser('u9', { limit: 10 });
+      });
+      assert.deepEqual(page.map((c) => c.externalId), ids.slice(20).reverse());
+      assert.deepEqual(commands, { zrevrange: 1, mget: 1 });
+      assert.equal(keysRead, 1 + 10, 'the index, then the 10 records of the page');
+    });
+
+    it('reads replacements for stale entries only, in one more MGET', async () => {
+      const gone = ['many-28', 'many-25', 'many-21'];
+      for (const id of gone) await server.cli('DEL', `conv:${id}`); // their index entries stay, stale
+      let page;
+      const { commands } = await serverStats(async () => {
+        page = await store.listByUser('u9', { limit: 10 });
+      });
+      const expected = ids.filter((id) => !gone.includes(id)).slice(-10).reverse();
+      assert.deepEqual(page.map((c) => c.externalId), expected);
+      // The pruning that follows in the background may count its own commands.
+      assert.deepEqual({ zrevrange: commands.zrevrange, mget: commands.mget }, { zrevrange: 1, mget: 2 });
+      await pollUntil(async () => (await server.cli('ZCARD', 'user:u9:conversations')) === '27', {
+        what: 'the stale entries pruned',
+      });
     });
   });
 

@@ -1,5 +1,6 @@
 //! `listByUser` on Redis, one algorithm for every topology: two round trips
-//! (a window of the index, then its records), with pruning of stale entries
+//! (a window of the index, then the page's records; one more for each batch
+//! of stale entries met), with pruning of stale entries
 //! left to the background (each topology's way) so the caller never waits
 //! for it. The page is ordered by the records as read, so it is newest first
 //! even when a record changed between the two reads.
@@ -14,7 +15,7 @@ use crate::record::{self, ListQuery, RecordRules};
 use crate::topology::Topology;
 
 /// Index entries read beyond the page asked for, so that a few stale ones
-/// do not cost another round trip.
+/// cost one more MGET (of their replacements only), not another window.
 const WINDOW_EXTRA: usize = 16;
 
 /// An index entry to remove: its record is gone or belongs to another user.
@@ -49,29 +50,40 @@ pub async fn list_by_user<S: Topology>(
         }
         start += entries.len();
         let full_window = entries.len() == window;
-        let keys: Vec<String> = entries.iter().map(|(id, _)| store.keys().record(id)).collect();
-        let records: Vec<Option<Vec<u8>>> = store
-            .link()
-            .run(&format!("MGET records of {index}"), |mut connection| {
-                let keys = &keys;
-                async move { redis::cmd("MGET").arg(keys).query_async(&mut connection).await }
-            })
-            .await?;
-        bytes_read += records.iter().flatten().map(Vec::len).sum::<usize>();
-        record::within_budget(&format!("listByUser({user_id:?})"), bytes_read, rules)?;
-        for (((id, score), key), bytes) in entries.into_iter().zip(&keys).zip(records) {
-            let Some(bytes) = bytes else {
-                stale.push(Stale { id, score });
-                continue;
-            };
-            match record::stored_record(key, &id, bytes) {
-                // Never another user's record, whatever an index says.
-                Ok((json, owner)) if owner == user_id => live.push((id, json, score)),
-                Ok(_) => stale.push(Stale { id, score }),
-                Err(err) => store
-                    .link()
-                    .logger()
-                    .warn(format!("listByUser({user_id:?}): skipped a record: {err}")),
+        // The records are read as many as the page still needs at a time:
+        // the window's extra entries cost a read only in place of stale ones
+        // (a user with more conversations than the page, the usual case,
+        // read 16 records more per page than it returned).
+        let mut entries = entries.into_iter();
+        while live.len() < wanted {
+            let batch: Vec<(String, f64)> = entries.by_ref().take(wanted - live.len()).collect();
+            if batch.is_empty() {
+                break;
+            }
+            let keys: Vec<String> = batch.iter().map(|(id, _)| store.keys().record(id)).collect();
+            let records: Vec<Option<Vec<u8>>> = store
+                .link()
+                .run(&format!("MGET records of {index}"), |mut connection| {
+                    let keys = &keys;
+                    async move { redis::cmd("MGET").arg(keys).query_async(&mut connection).await }
+                })
+                .await?;
+            bytes_read += records.iter().flatten().map(Vec::len).sum::<usize>();
+            record::within_budget(&format!("listByUser({user_id:?})"), bytes_read, rules)?;
+            for (((id, score), key), bytes) in batch.into_iter().zip(&keys).zip(records) {
+                let Some(bytes) = bytes else {
+                    stale.push(Stale { id, score });
+                    continue;
+                };
+                match record::stored_record(key, &id, bytes) {
+                    // Never another user's record, whatever an index says.
+                    Ok((json, owner)) if owner == user_id => live.push((id, json, score)),
+                    Ok(_) => stale.push(Stale { id, score }),
+                    Err(err) => store
+                        .link()
+                        .logger()
+                        .warn(format!("listByUser({user_id:?}): skipped a record: {err}")),
+                }
             }
         }
         if live.len() >= wanted || !full_window {
