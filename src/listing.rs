@@ -39,10 +39,12 @@ pub async fn list_by_user<S: Topology>(
     let index = store.keys().user_index(user_id);
     let wanted = query.offset + query.limit;
     let window = wanted + WINDOW_EXTRA;
-    let mut live: Vec<(String, String, f64)> = Vec::with_capacity(wanted);
-    let mut stale = Vec::new();
+    let mut read = ReadSoFar {
+        live: Vec::with_capacity(wanted),
+        stale: Vec::new(),
+        bytes: 0,
+    };
     let mut start = 0;
-    let mut bytes_read = 0;
     loop {
         let entries = index_window(store, &index, start, window).await?;
         if entries.is_empty() {
@@ -55,41 +57,18 @@ pub async fn list_by_user<S: Topology>(
         // (a user with more conversations than the page, the usual case,
         // read 16 records more per page than it returned).
         let mut entries = entries.into_iter();
-        while live.len() < wanted {
-            let batch: Vec<(String, f64)> = entries.by_ref().take(wanted - live.len()).collect();
+        while read.live.len() < wanted {
+            let batch: Vec<(String, f64)> = entries.by_ref().take(wanted - read.live.len()).collect();
             if batch.is_empty() {
                 break;
             }
-            let keys: Vec<String> = batch.iter().map(|(id, _)| store.keys().record(id)).collect();
-            let records: Vec<Option<Vec<u8>>> = store
-                .link()
-                .run(&format!("MGET records of {index}"), |mut connection| {
-                    let keys = &keys;
-                    async move { redis::cmd("MGET").arg(keys).query_async(&mut connection).await }
-                })
-                .await?;
-            bytes_read += records.iter().flatten().map(Vec::len).sum::<usize>();
-            record::within_budget(&format!("listByUser({user_id:?})"), bytes_read, rules)?;
-            for (((id, score), key), bytes) in batch.into_iter().zip(&keys).zip(records) {
-                let Some(bytes) = bytes else {
-                    stale.push(Stale { id, score });
-                    continue;
-                };
-                match record::stored_record(key, &id, bytes) {
-                    // Never another user's record, whatever an index says.
-                    Ok((json, owner)) if owner == user_id => live.push((id, json, score)),
-                    Ok(_) => stale.push(Stale { id, score }),
-                    Err(err) => store
-                        .link()
-                        .logger()
-                        .warn(format!("listByUser({user_id:?}): skipped a record: {err}")),
-                }
-            }
+            read.records(store, &index, user_id, batch, rules).await?;
         }
-        if live.len() >= wanted || !full_window {
+        if read.live.len() >= wanted || !full_window {
             break;
         }
     }
+    let ReadSoFar { mut live, stale, .. } = read;
     if !stale.is_empty() {
         prune_in_background(store, index, user_id.to_owned(), stale);
     }
@@ -113,6 +92,53 @@ pub async fn list_by_user<S: Topology>(
         listed.push(shaped);
     }
     Ok(listed)
+}
+
+/// What a listing has read so far: the user's records (`id, json, score`),
+/// the stale index entries, and the bytes of records read (for the budget).
+struct ReadSoFar {
+    live: Vec<(String, String, f64)>,
+    stale: Vec<Stale>,
+    bytes: usize,
+}
+
+impl ReadSoFar {
+    /// Reads the records of `entries` (one MGET) and sorts them into live and stale.
+    async fn records<S: Topology>(
+        &mut self,
+        store: &S,
+        index: &str,
+        user_id: &str,
+        entries: Vec<(String, f64)>,
+        rules: &RecordRules,
+    ) -> StoreResult<()> {
+        let keys: Vec<String> = entries.iter().map(|(id, _)| store.keys().record(id)).collect();
+        let records: Vec<Option<Vec<u8>>> = store
+            .link()
+            .run(&format!("MGET records of {index}"), |mut connection| {
+                let keys = &keys;
+                async move { redis::cmd("MGET").arg(keys).query_async(&mut connection).await }
+            })
+            .await?;
+        self.bytes += records.iter().flatten().map(Vec::len).sum::<usize>();
+        record::within_budget(&format!("listByUser({user_id:?})"), self.bytes, rules)?;
+        for (((id, score), key), bytes) in entries.into_iter().zip(&keys).zip(records) {
+            let Some(bytes) = bytes else {
+                self.stale.push(Stale { id, score });
+                continue;
+            };
+            match record::stored_record(key, &id, bytes) {
+                // Never another user's record, whatever an index says.
+                Ok((json, owner)) if owner == user_id => self.live.push((id, json, score)),
+                Ok(_) => self.stale.push(Stale { id, score }),
+                Err(err) => store
+                    .link()
+                    .logger()
+                    .warn(format!("listByUser({user_id:?}): skipped a record: {err}")),
+            }
+        }
+        Ok(())
+    }
 }
 
 async fn index_window<S: Topology>(
