@@ -55,6 +55,74 @@ describe('records handed to V8 with and without a copy', () => {
     }
   });
 
+  // Node runs promise continuations once a native callback returns: had
+  // the pages (or large records) that reached the JS thread together been
+  // settled in one callback, every one would be parsed before any caller
+  // had used (and dropped) its own, all alive at once. Each is settled in a
+  // callback of its own instead, and its caller runs before the next is
+  // parsed (src/completion.rs, `parsed_alone`).
+  describe('outcomes that reach the JS thread together', () => {
+    let events;
+    let store;
+    before(async () => {
+      const schema = { parse: (record) => (events.push(`parsed ${record.userId}`), record) };
+      store = new RedisStore({ url: srv.url, allowPlaintext: true, logger: null, schema });
+    });
+    after(async () => {
+      await store?.close();
+    });
+
+    /**
+     * Starts `calls` (each named by the userId its records carry), holds the
+     * JS thread while their replies arrive so that they wait for it
+     * together, and checks that each outcome's records were parsed and its
+     * caller ran before the next outcome's parse.
+     */
+    async function checkOneAtATime(calls, recordsPerCall) {
+      events = [];
+      let turn = 0; // event-loop turns, to tell which outcomes reached JS in the same one
+      let turning = true;
+      const count = () => {
+        turn += 1;
+        if (turning) setImmediate(count);
+      };
+      setImmediate(count);
+      const consumedIn = [];
+      const running = calls.map(([userId, call]) =>
+        call().then(() => {
+          consumedIn.push(turn);
+          events.push(`consumed ${userId}`);
+        }),
+      );
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300);
+      await Promise.all(running);
+      turning = false;
+      assert.ok(new Set(consumedIn).size < consumedIn.length, `some reached JS together (turns ${consumedIn})`);
+      const expected = [];
+      for (const event of events.filter((e) => e.startsWith('consumed'))) {
+        const userId = event.slice('consumed '.length);
+        expected.push(...Array(recordsPerCall).fill(`parsed ${userId}`), event);
+      }
+      assert.deepEqual(events, expected);
+    }
+
+    it("pages: each page's caller runs before the next page is parsed", async () => {
+      const users = Array.from({ length: 6 }, (_, i) => `together-${i}`);
+      for (const [i, userId] of users.entries()) {
+        for (let j = 0; j < 3; j += 1) await store.set(`${userId}-${j}`, bigRecord(`${userId}-${j}`, userId, 1024, i * 3 + j));
+      }
+      const calls = users.map((userId) => [userId, () => store.listByUser(userId).then((page) => assert.equal(page.length, 3))]);
+      await checkOneAtATime(calls, 3);
+    });
+
+    it("records of 64 KB: each get's caller runs before the next record is parsed", async () => {
+      const users = Array.from({ length: 6 }, (_, i) => `large-${i}`);
+      for (const [i, userId] of users.entries()) await store.set(userId, bigRecord(userId, userId, 64 * 1024, i));
+      const calls = users.map((userId) => [userId, () => store.get(userId).then((record) => assert.equal(record.userId, userId))]);
+      await checkOneAtATime(calls, 1);
+    });
+  });
+
   it('read back intact, alone and overlapping, across garbage collections', async () => {
     v8.setFlagsFromString('--expose-gc');
     const gc = vm.runInNewContext('gc');
