@@ -93,9 +93,9 @@ fn now_us() -> u64 {
     u64::try_from(EPOCH.elapsed().as_micros()).unwrap_or(u64::MAX)
 }
 
-/// Time since the last call started or settled.
-fn quiet_for_us() -> u64 {
-    now_us().saturating_sub(LAST_ACTIVITY_US.load(Ordering::Relaxed))
+/// Time at `now` since the last call started or settled.
+fn quiet_for_us(now: u64) -> u64 {
+    now.saturating_sub(LAST_ACTIVITY_US.load(Ordering::Relaxed))
 }
 
 /// A call settled (on tokio): the worker keeps polling a while longer, and
@@ -153,11 +153,13 @@ fn claim_polling() -> bool {
 }
 
 fn wanted() -> bool {
-    let now = now_us();
-    let quiet_for_us = now.saturating_sub(LAST_ACTIVITY_US.load(Ordering::Relaxed));
+    wanted_at(now_us())
+}
+
+fn wanted_at(now: u64) -> bool {
     let waiting = Waiting {
         in_flight: crate::completion::live_calls(),
-        quiet_for_us,
+        quiet_for_us: quiet_for_us(now),
         settled_for_us: now.saturating_sub(LAST_SETTLED_US.load(Ordering::Relaxed)),
         slow_server: SLOW_SERVER.load(Ordering::Relaxed),
         call_expected: now <= EXPECTED_UNTIL_US.load(Ordering::Relaxed),
@@ -418,13 +420,18 @@ impl Drop for PollingTask {
 async fn poll(task: PollingTask) {
     POLL_BEGAN_US.store(now_us(), Ordering::Relaxed);
     loop {
-        while wanted() {
+        loop {
+            // One clock read per turn, for both decisions.
+            let now = now_us();
+            if !wanted_at(now) {
+                break;
+            }
             tokio::task::yield_now().await;
             // A thread may be queued for this core: after a far server's
             // reply, the JS thread it wakes (the scheduler places a woken
             // thread beside its waker: it waited 20 to 45 µs per call for
             // the polling to end); in a long wait, Redis or V8's helpers.
-            if gives_core_away(SLOW_SERVER.load(Ordering::Relaxed), quiet_for_us()) {
+            if gives_core_away(SLOW_SERVER.load(Ordering::Relaxed), quiet_for_us(now)) {
                 std::thread::yield_now();
             }
         }

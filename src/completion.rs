@@ -338,24 +338,25 @@ impl Shared {
     /// Queues an outcome (on tokio), and calls the function unless a call
     /// for the queue is already on its way to the JS thread.
     fn deliver(self: &Arc<Self>, settlement: Settlement) {
-        let signal = {
-            let mut ready = self.ready();
-            ready.settlements.push(settlement);
-            !std::mem::replace(&mut ready.signalled, true)
-        };
-        if signal {
-            self.signal();
-        }
+        self.enqueue(|queued| queued.push(settlement));
     }
 
     /// Puts outcomes taken but not settled back at the head of the queue (on
     /// the JS thread), and calls the function for them unless a call is on
     /// its way already.
     fn put_back(self: &Arc<Self>, settlements: Vec<Settlement>) {
+        self.enqueue(|queued| {
+            let later = std::mem::replace(queued, settlements);
+            queued.extend(later);
+        });
+    }
+
+    /// Changes the queue with `add`, then calls the function unless a call
+    /// for the queue is already on its way.
+    fn enqueue(self: &Arc<Self>, add: impl FnOnce(&mut Vec<Settlement>)) {
         let signal = {
             let mut ready = self.ready();
-            let later = std::mem::replace(&mut ready.settlements, settlements);
-            ready.settlements.extend(later);
+            add(&mut ready.settlements);
             !std::mem::replace(&mut ready.signalled, true)
         };
         if signal {
@@ -363,7 +364,7 @@ impl Shared {
         }
     }
 
-    /// Calls the function for the queue (which the caller marked signalled).
+    /// Calls the function for the queue (which `enqueue` marked signalled).
     fn signal(self: &Arc<Self>) {
         let data = Arc::into_raw(self.clone()).cast_mut().cast::<c_void>();
         // SAFETY: the gate keeps the handle alive during the call; on
