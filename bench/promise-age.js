@@ -3,7 +3,7 @@
 // Why listing at high concurrency costs every promise-based store more main
 // thread per page, shown without Redis or any store: plain JavaScript.
 //
-//   node bench/promise-age.js [--concurrency 16,64] [--rounds 3] [--seconds 2]
+//   node bench/promise-age.js [--concurrency 16,24,32,64] [--rounds 3] [--seconds 2]
 //
 // N callers each wait their turn (one per event-loop turn, first come first
 // served, as replies come back from a server) and then get a page of 50
@@ -91,13 +91,13 @@ function child(concurrency, mode, seconds) {
 }
 
 function parseArgs(argv) {
-  const opts = { concurrency: [16, 64], rounds: 3, seconds: 2 };
+  const opts = { concurrency: [16, 24, 32, 64], rounds: 3, seconds: 2 };
   for (let i = 0; i < argv.length; i += 2) {
     const [flag, value] = [argv[i], argv[i + 1]];
     if (flag === '--concurrency') opts.concurrency = value.split(',').map(Number);
     else if (flag === '--rounds') opts.rounds = Number(value);
     else if (flag === '--seconds') opts.seconds = Number(value);
-    else throw new Error(`unknown flag ${flag} (--concurrency 16,64 --rounds 3 --seconds 2)`);
+    else throw new Error(`unknown flag ${flag} (--concurrency 16,24,32,64 --rounds 3 --seconds 2)`);
   }
   const valid = opts.concurrency.every((c) => Number.isInteger(c) && c > 0) && Number.isInteger(opts.rounds) && opts.rounds > 0 && opts.seconds > 0;
   if (!valid) throw new Error('--concurrency takes whole numbers above 0, --rounds a whole number above 0, --seconds a number above 0');
